@@ -1,0 +1,73 @@
+"""`llmkit pipeline [overrides]`: the main job, run for the composed config.
+
+Steps: an Offline performance run, a Server performance run (first tokens streamed to loadgen) and an Offline
+accuracy run, each in its own directory under runs/<benchmark>/<system>/pipeline-<time>/.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from llmkit.benchmarks import Scenario
+from llmkit.config.app import hydra_app
+from llmkit.config.schema import Mode, RunConfig, ScenarioConfig
+from llmkit.rundir import refuse_existing_run
+
+log = logging.getLogger(__name__)
+
+STEPS = ((Scenario.Offline, Mode.performance), (Scenario.Server, Mode.performance), (Scenario.Offline, Mode.accuracy))
+
+
+def run_pipeline(cfg: RunConfig) -> Path:
+    from sut.run import run_benchmark
+
+    root = Path(cfg.output_dir) if cfg.output_dir else (
+        Path(cfg.runs_root) / cfg.benchmark.name / cfg.system.name / time.strftime("pipeline-%Y%m%d-%H%M%S")
+    )
+    refuse_existing_run(root)
+    summary = []
+    for scenario, mode in STEPS:
+        step = replace(
+            cfg, scenario=ScenarioConfig(name=scenario, target_qps=cfg.scenario.target_qps), mode=mode,
+            output_dir=str(root / f"{scenario.value.lower()}-{mode.value}"),
+        )
+        log.info("pipeline step: %s %s", scenario.value, mode.value)
+        run_dir = run_benchmark(step)
+        result = json.loads((run_dir / "result.json").read_text())
+        summary.append({"step": f"{scenario.value} {mode.value}", "run_dir": str(run_dir), **result})
+    (root / "pipeline.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _print_summary(cfg, summary, root)
+    return root
+
+
+def _print_summary(cfg: RunConfig, summary: list[dict], root: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"llmkit pipeline: {cfg.benchmark.name} on {cfg.model.name}, {cfg.backend.name.value} backend")
+    for column in ("step", "loadgen", "tokens/s", "p99 TTFT ms", "p99 TPOT ms", "samples", "run directory"):
+        table.add_column(column)
+    for row in summary:
+        perf = row["mode"] == Mode.performance.value
+        table.add_row(
+            row["step"], row.get("validity", "-") if perf else "accuracy log",
+            f"{row['tokens_per_second']:.1f}" if perf else "-", str(row.get("ttft_p99_ms") or "-"),
+            str(row.get("tpot_p99_ms") or "-"), str(row["sample_count"]), row["run_dir"],
+        )
+    console = Console(stderr=True)
+    console.print(table)
+    for row in summary:
+        if row.get("invalid_reason"):
+            console.print(f"{row['step']} is INVALID: {row['invalid_reason']}")
+    if cfg.model.tiny is not None:
+        console.print(
+            f"[bold]Note:[/bold] {cfg.model.name} has random weights: its answers are meaningless and any accuracy "
+            "computed from them is too. The run exercises the real loadgen, tokenizer, SUT and token accounting."
+        )
+    console.print(f"pipeline summary: {root / 'pipeline.json'}")
+
+
+main = hydra_app(run_pipeline)

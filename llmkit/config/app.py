@@ -1,0 +1,50 @@
+"""Turn a function of RunConfig into a Hydra app: single runs, `-m` sweeps, one-line errors with exit code 2."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import hydra
+from omegaconf import DictConfig
+
+from llmkit.config.load import CONF_DIR, check_overrides, to_run_config
+from llmkit.config.schema import RunConfig
+from llmkit.config.validate import require_valid
+from llmkit.errors import exit_on_user_error
+from llmkit.log import setup_logging
+
+HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+                          "--experimental-rerun", "--info", "-i", "--package", "-p", "--cfg", "-c"}
+
+
+def _overrides(argv: list[str]) -> list[str]:
+    overrides, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = arg in HYDRA_FLAGS_WITH_VALUE
+        else:
+            overrides.append(arg)
+    return overrides
+
+
+def hydra_app(task: Callable[[RunConfig], object], *, validate: Callable[[RunConfig], object] = require_valid):
+    """Return a `main()` that composes conf/, validates the RunConfig and calls `task` once per job."""
+
+    @exit_on_user_error
+    def job(cfg: DictConfig) -> object:
+        setup_logging()
+        run_config = to_run_config(cfg)
+        validate(run_config)
+        return task(run_config)
+
+    hydra_main = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)(job)
+
+    @exit_on_user_error
+    def main() -> None:
+        setup_logging()
+        check_overrides(_overrides(sys.argv[1:]))
+        hydra_main()
+
+    return main

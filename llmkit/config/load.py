@@ -1,0 +1,143 @@
+"""Compose conf/ into a typed RunConfig, catching bad overrides before Hydra turns them into tracebacks."""
+from __future__ import annotations
+
+import re
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from llmkit.config.schema import RunConfig
+from llmkit.errors import UserError, did_you_mean
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+SCHEMA_NAME = "run_config_schema"
+
+ConfigStore.instance().store(name=SCHEMA_NAME, node=RunConfig)
+
+
+def group_names(conf_dir: Path = CONF_DIR) -> list[str]:
+    return sorted(p.name for p in conf_dir.iterdir() if p.is_dir())
+
+
+def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+
+
+def _values(override) -> list[str]:
+    if override.is_sweep_override():
+        return list(override.sweep_string_iterator())
+    return [override.get_value_element_as_str()]
+
+
+def check_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
+    """Reject an unknown group value (with a did-you-mean) and, for a single run, anything Hydra cannot compose."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        raise UserError(f"cannot parse the overrides: {_first_line(error)}; write them as key=value") from None
+    groups = group_names(conf_dir)
+    for override in parsed:
+        key = override.key_or_group
+        if key.startswith("hydra"):
+            continue
+        if override.is_add() or override.is_force_add():
+            raise UserError(
+                f"'{override.input_line}' adds a key the schema does not have; every key is declared in "
+                "llmkit/config/schema.py, so override an existing one without '+'"
+            )
+        if key not in groups:
+            continue
+        options = group_options(key, conf_dir)
+        for value in _values(override):
+            if value not in options:
+                raise UserError(
+                    f"'{value}' is not a {key} config{did_you_mean(value, options)}; choose {key}= one of: "
+                    f"{', '.join(options)}"
+                )
+    if not any(o.is_sweep_override() for o in parsed):
+        compose(overrides, conf_dir)
+
+
+def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
+    """Compose the config as Hydra would for these overrides (Hydra's own keys are dropped)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    own = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
+            return hydra_compose(config_name="config", overrides=own)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise UserError(_explain(error)) from None
+
+
+_UNKNOWN_KEY = re.compile(r"Key '([^']+)' not in '([^']+)'")
+_FULL_KEY = re.compile(r"full_key: (\S+)")
+_INVALID_VALUE = re.compile(r"(Invalid value .*|Value '.*' (?:could not be converted|is not a valid).*)")
+
+
+def _explain(error: BaseException) -> str:
+    text = "\n".join(str(e) for e in _chain(error))
+    unknown = _UNKNOWN_KEY.search(text)
+    if unknown:
+        key, schema = unknown.groups()
+        full = _FULL_KEY.search(text)
+        known = _schema_fields(schema)
+        where = full.group(1) if full else key
+        return (
+            f"unknown config key '{where}'{did_you_mean(key, known)}; {schema} has: {', '.join(known)}"
+        )
+    invalid = _INVALID_VALUE.search(text)
+    if invalid:
+        full = _FULL_KEY.search(text)
+        where = full.group(1) if full else "a key"
+        return f"{where}: {invalid.group(0).rstrip('.')}; fix the value in the override or the YAML"
+    return f"invalid configuration: {_first_line(error)}; check the override's key and value"
+
+
+def _chain(error: BaseException):
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _first_line(error: BaseException) -> str:
+    for e in _chain(error):
+        for line in str(e).splitlines():
+            if line.strip():
+                return line.strip().rstrip(".")
+    return type(error).__name__
+
+
+def _schema_fields(schema_name: str) -> list[str]:
+    from llmkit.config import schema as schema_module
+
+    cls = getattr(schema_module, schema_name, None)
+    return [f.name for f in fields(cls)] if cls is not None and is_dataclass(cls) else []
+
+
+def to_run_config(cfg: DictConfig) -> RunConfig:
+    """The typed config object (Hydra has already checked keys and types against the schema)."""
+    try:
+        run_config = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as error:
+        raise UserError(_explain(error)) from None
+    if not isinstance(run_config, RunConfig):
+        raise UserError("the composed config is not a RunConfig; conf/config.yaml must keep run_config_schema first")
+    return run_config
+
+
+def load(overrides: list[str] | None = None) -> RunConfig:
+    """Compose and validate in one call (tests, `llmkit validate`, the pipeline)."""
+    from llmkit.config.validate import require_valid
+
+    overrides = list(overrides or [])
+    check_overrides(overrides)
+    run_config = to_run_config(compose(overrides))
+    require_valid(run_config)
+    return run_config

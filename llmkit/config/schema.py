@@ -1,0 +1,135 @@
+"""One dataclass schema per component. YAML under conf/ only selects and overrides; unknown keys are errors."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Optional
+
+from omegaconf import MISSING
+
+from llmkit.benchmarks import Scenario
+
+
+class Mode(str, Enum):
+    performance = "performance"
+    accuracy = "accuracy"
+
+
+class DType(str, Enum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class BackendName(str, Enum):
+    hf = "hf"
+
+
+class TinyArchitecture(str, Enum):
+    mixtral = "mixtral"
+    llama3 = "llama3"
+
+
+class DatasetSource(str, Enum):
+    sample = "sample"  # generated in the official schema by the kit, with the real tokenizer
+    file = "file"  # a file on disk: the official pickle, or parquet / jsonl in the same schema
+
+
+class DatasetSplit(str, Enum):
+    validation = "validation"
+    calibration = "calibration"
+
+
+@dataclass
+class BenchmarkConfig:
+    # A key of llmkit.benchmarks.BENCHMARKS, which holds the benchmark's facts.
+    name: str = MISSING
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    # A Hugging Face checkpoint directory. For tiny models, where the factory writes it when it is missing.
+    path: Optional[str] = None
+    # Set for the small random-weight models the kit makes itself.
+    tiny: Optional[TinyArchitecture] = None
+    seed: int = 0
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    source: DatasetSource = DatasetSource.sample
+    split: DatasetSplit = DatasetSplit.validation
+    path: Optional[str] = None
+    # The md5 the file must have. Known official files are checked against the registry without it.
+    md5: Optional[str] = None
+    # Unpickling runs code: an unknown pickle is refused unless the user vouches for it.
+    trusted: bool = False
+    # Use only the first N rows (smoke runs); None uses all.
+    max_samples: Optional[int] = None
+
+
+@dataclass
+class ScenarioConfig:
+    name: Scenario = MISSING
+    # Server/Interactive: the Poisson arrival rate loadgen issues at. Offline: the expected rate, which sets how
+    # many samples an Offline run issues (target_qps x min_duration).
+    target_qps: float = 1.0
+
+
+@dataclass
+class LoadgenConfig:
+    """Settings written into user.conf on top of loadgen's built-in mlperf.conf. None keeps mlperf.conf's value."""
+
+    name: str = MISSING
+    min_duration_ms: Optional[int] = None
+    min_query_count: Optional[int] = None
+    # Cap the queries issued (smoke runs); None leaves loadgen's own limit.
+    max_query_count: Optional[int] = None
+    # Use the dataset's size as the performance sample count (needed when it is smaller than the official one).
+    sample_count_from_dataset: bool = False
+
+
+@dataclass
+class SystemConfig:
+    name: str = MISSING
+    device: str = "cpu"
+    accelerator: Optional[str] = None
+    accelerators_per_node: int = 0
+    nodes: int = 1
+    host_memory_gib: Optional[int] = None
+    # Parallelism: data-parallel backend instances, each of tp x pp devices.
+    dp: int = 1
+    tp: int = 1
+    pp: int = 1
+
+
+@dataclass
+class BackendConfig:
+    name: BackendName = MISSING
+    dtype: DType = DType.float32
+    # Sequences decoded together in one backend instance.
+    max_batch_size: int = 32
+    # Prompt tokens admitted into one prefill step.
+    max_prefill_tokens: int = 8192
+    # torch intra-op threads per backend instance; 0 lets torch choose.
+    threads: int = 0
+
+
+@dataclass
+class RunConfig:
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    system: SystemConfig = field(default_factory=SystemConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    loadgen: LoadgenConfig = field(default_factory=LoadgenConfig)
+    mode: Mode = Mode.performance
+    # The run directory; default runs/<benchmark>/<system>/<scenario>/<run-id>. An existing run is never overwritten.
+    output_dir: Optional[str] = None
+    runs_root: str = "runs"
+    artifacts_root: str = "artifacts"
+    # Cap new tokens below the benchmark's limit, for quick smoke runs; result.json marks such a run non-compliant.
+    max_new_tokens: Optional[int] = None

@@ -1,0 +1,132 @@
+"""Cross-field checks that the schema's types cannot express. Errors stop a run; warnings are logged."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import Enum
+
+from llmkit.benchmarks import BENCHMARKS, Benchmark, Scenario, TokenizerKind
+from llmkit.config.schema import BackendName, DatasetSource, RunConfig, TinyArchitecture
+from llmkit.errors import UserError, did_you_mean
+
+log = logging.getLogger(__name__)
+
+
+class Severity(str, Enum):
+    error = "error"
+    warning = "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: Severity
+    message: str
+
+
+TINY_TOKENIZER = {TinyArchitecture.mixtral: TokenizerKind.SENTENCEPIECE, TinyArchitecture.llama3: TokenizerKind.TIKTOKEN}
+
+
+def check(cfg: RunConfig) -> list[Finding]:
+    findings: list[Finding] = []
+
+    def error(message: str) -> None:
+        findings.append(Finding(Severity.error, message))
+
+    def warning(message: str) -> None:
+        findings.append(Finding(Severity.warning, message))
+
+    benchmark = BENCHMARKS.get(cfg.benchmark.name)
+    if benchmark is None:
+        error(
+            f"unknown benchmark '{cfg.benchmark.name}'{did_you_mean(cfg.benchmark.name, BENCHMARKS)}; "
+            f"known: {', '.join(BENCHMARKS)}"
+        )
+        return findings
+
+    if cfg.scenario.name not in benchmark.scenarios:
+        offered = ", ".join(s.value.lower() for s in benchmark.scenarios)
+        error(f"{benchmark.name} has no {cfg.scenario.name.value} scenario; choose scenario= one of: {offered}")
+    if cfg.scenario.target_qps <= 0:
+        error(f"scenario.target_qps must be positive, got {cfg.scenario.target_qps}")
+
+    _check_model(cfg, benchmark, error)
+    _check_dataset(cfg, error, warning)
+    _check_system_and_backend(cfg, error)
+    _check_loadgen(cfg, benchmark, error, warning)
+    return findings
+
+
+def _check_model(cfg: RunConfig, benchmark: Benchmark, error) -> None:
+    model = cfg.model
+    if model.path is None:
+        error(f"model={model.name} needs a checkpoint directory; pass model.path=/path/to/checkpoint")
+    if model.tiny is not None and TINY_TOKENIZER[model.tiny] is not benchmark.tokenizer:
+        fitting = "tiny-mixtral" if benchmark.tokenizer is TokenizerKind.SENTENCEPIECE else "tiny-llama3"
+        error(
+            f"model={model.name} uses the {TINY_TOKENIZER[model.tiny].value} tokenizer but {benchmark.name} is "
+            f"tokenized with {benchmark.tokenizer.value}; use model={fitting}"
+        )
+
+
+def _check_dataset(cfg: RunConfig, error, warning) -> None:
+    dataset = cfg.dataset
+    if dataset.source is DatasetSource.file and not dataset.path:
+        error(f"dataset={dataset.name} reads a file; pass dataset.path=/path/to/the/dataset.pkl")
+    if dataset.max_samples is not None:
+        if dataset.max_samples < 1:
+            error(f"dataset.max_samples must be at least 1, got {dataset.max_samples}")
+        else:
+            warning(f"dataset.max_samples={dataset.max_samples}: a subset run is not a compliant MLPerf result")
+
+
+def _check_system_and_backend(cfg: RunConfig, error) -> None:
+    system, backend = cfg.system, cfg.backend
+    for name in ("dp", "tp", "pp", "nodes"):
+        if getattr(system, name) < 1:
+            error(f"system.{name} must be at least 1, got {getattr(system, name)}")
+    if system.device not in ("cpu", "cuda"):
+        error(f"system.device must be cpu or cuda, got '{system.device}'")
+    if backend.name is BackendName.hf and (system.tp != 1 or system.pp != 1):
+        error(
+            f"the hf backend runs one device per instance but system.tp={system.tp} system.pp={system.pp}; "
+            "set system.tp=1 system.pp=1 and scale with system.dp"
+        )
+    if backend.max_batch_size < 1:
+        error(f"backend.max_batch_size must be at least 1, got {backend.max_batch_size}")
+    if backend.max_prefill_tokens < 1:
+        error(f"backend.max_prefill_tokens must be at least 1, got {backend.max_prefill_tokens}")
+    if backend.threads < 0:
+        error(f"backend.threads must be 0 (torch chooses) or more, got {backend.threads}")
+
+
+def _check_loadgen(cfg: RunConfig, benchmark: Benchmark, error, warning) -> None:
+    loadgen = cfg.loadgen
+    for name in ("min_duration_ms", "min_query_count", "max_query_count"):
+        value = getattr(loadgen, name)
+        if value is not None and value < (1 if name == "max_query_count" else 0):
+            error(f"loadgen.{name} must not be negative or zero, got {value}")
+    if cfg.max_new_tokens is not None:
+        if not benchmark.min_new_tokens <= cfg.max_new_tokens <= benchmark.max_new_tokens:
+            error(
+                f"max_new_tokens must lie between {benchmark.min_new_tokens} and {benchmark.name}'s "
+                f"{benchmark.max_new_tokens}, got {cfg.max_new_tokens}"
+            )
+        else:
+            warning(
+                f"max_new_tokens={cfg.max_new_tokens} caps generation below {benchmark.name}'s "
+                f"{benchmark.max_new_tokens}: not a compliant MLPerf result"
+            )
+    if cfg.scenario.name is Scenario.Offline and cfg.scenario.target_qps > 1e6:
+        warning("scenario.target_qps above 1e6 in Offline makes loadgen issue a huge number of samples")
+
+
+def require_valid(cfg: RunConfig) -> list[Finding]:
+    """Raise the first error as a UserError; log and return the warnings."""
+    findings = check(cfg)
+    errors = [f for f in findings if f.severity is Severity.error]
+    if errors:
+        raise UserError(errors[0].message)
+    warnings = [f for f in findings if f.severity is Severity.warning]
+    for finding in warnings:
+        log.warning(finding.message)
+    return warnings

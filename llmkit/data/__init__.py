@@ -1,0 +1,1 @@
+"""MLPerf datasets: the official files (checked before unpickling), parquet/jsonl, and the bundled sample."""

@@ -1,0 +1,1 @@
+"""Model checkpoints: the small random-weight models the kit makes, and checks on a user's checkpoint."""

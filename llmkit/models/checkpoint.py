@@ -1,0 +1,57 @@
+"""Check that a Hugging Face checkpoint directory is one the kit can serve for a benchmark."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmkit.benchmarks import Benchmark
+from llmkit.config.schema import ModelConfig
+from llmkit.errors import UserError
+
+SUPPORTED_ARCHITECTURES = ("MixtralForCausalLM", "LlamaForCausalLM")
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    path: Path
+    architecture: str
+    vocab_size: int
+
+
+def inspect_checkpoint(path: Path, benchmark: Benchmark) -> CheckpointInfo:
+    config_file = path / "config.json"
+    if not path.is_dir():
+        raise UserError(f"checkpoint directory {path} does not exist; pass model.path= pointing at it")
+    if not config_file.is_file():
+        raise UserError(f"{path} has no config.json, so it is not a Hugging Face checkpoint; point model.path= at one")
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"{config_file} is not valid JSON ({error}); restore the checkpoint's config.json") from None
+    architectures = config.get("architectures") or []
+    architecture = next((a for a in architectures if a in SUPPORTED_ARCHITECTURES), None)
+    if architecture is None:
+        raise UserError(
+            f"{path} is a {', '.join(architectures) or 'model without architectures'} checkpoint; the kit serves "
+            f"{' and '.join(SUPPORTED_ARCHITECTURES)}"
+        )
+    vocab_size = int(config.get("vocab_size", 0))
+    if vocab_size != benchmark.vocab_size:
+        raise UserError(
+            f"{path} has a vocabulary of {vocab_size} but {benchmark.name} needs {benchmark.vocab_size}; use a "
+            f"{benchmark.name} checkpoint"
+        )
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise UserError(f"{path} has no weight files (*.safetensors); copy the whole checkpoint there")
+    return CheckpointInfo(path, architecture, vocab_size)
+
+
+def resolve_checkpoint(model: ModelConfig, benchmark: Benchmark) -> CheckpointInfo:
+    """The checkpoint for this config, writing a tiny model first when it is one and is missing."""
+    path = Path(model.path or "")
+    if model.tiny is not None:
+        from llmkit.models.tiny import ensure_tiny_checkpoint
+
+        ensure_tiny_checkpoint(model.tiny, path, model.seed)
+    return inspect_checkpoint(path, benchmark)

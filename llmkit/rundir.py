@@ -1,0 +1,52 @@
+"""Run directories: staged in a hidden sibling and renamed into place, so a half run is never mistaken for one."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from llmkit.errors import UserError
+
+# A directory holding any of these already holds a run.
+RUN_MARKERS = ("result.json", "mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json")
+
+
+def default_run_dir(runs_root: str, benchmark: str, system: str, scenario: str, mode: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(runs_root) / benchmark / system / scenario.lower()
+    candidate, n = base / f"{stamp}-{mode}", 1
+    while candidate.exists():
+        n += 1
+        candidate = base / f"{stamp}-{mode}-{n}"
+    return candidate
+
+
+def refuse_existing_run(path: Path) -> None:
+    if path.is_file():
+        raise UserError(f"output_dir {path} is a file; choose a directory that does not exist yet")
+    if path.is_dir() and any((path / marker).exists() for marker in RUN_MARKERS):
+        raise UserError(f"{path} already holds a run and is never overwritten; choose another output_dir=")
+    if path.is_dir() and any(path.iterdir()):
+        raise UserError(f"{path} is not empty; choose an output_dir= that does not exist yet or is empty")
+
+
+class StagedDir:
+    """A directory written in a staging area next to `final` and renamed onto it by `commit()`."""
+
+    def __init__(self, final: Path):
+        refuse_existing_run(final)
+        self.final = final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+
+    def commit(self) -> Path:
+        refuse_existing_run(self.final)
+        if self.final.is_dir():
+            self.final.rmdir()  # empty, checked above; rename needs it gone or empty
+        os.rename(self.path, self.final)
+        return self.final
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)

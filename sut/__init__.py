@@ -1,0 +1,1 @@
+"""The System Under Test: loadgen glue, token accounting, backends and MPI launch."""

@@ -1,0 +1,116 @@
+"""The hf backend: PyTorch + transformers, CPU or GPU, continuous batching in one engine thread per instance.
+
+transformers' own ContinuousBatchingManager (4.57) is not used: its logits processors see the flattened batch
+(so min_new_tokens is wrong), it has no stop sequences and takes a single EOS id. See README, "The hf backend".
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence as Seq
+
+import numpy as np
+
+from sut.backends.base import BackendSpec, ErrorCallback, GenerationRequest, TokenCallback
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+def load_model(checkpoint: str, dtype_name: str, device_name: str):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from llmkit.errors import UserError
+
+    if device_name == "cuda" and not torch.cuda.is_available():
+        raise UserError("system.device=cuda but torch sees no CUDA device; use system=cpu or a GPU machine")
+    dtype = getattr(torch, DTYPES[dtype_name])
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype, attn_implementation="sdpa")
+    return model.to(torch.device(device_name)).eval()
+
+
+class HFBackend:
+    def __init__(self, spec: BackendSpec):
+        self.spec = spec
+        self._inbox: queue.Queue[GenerationRequest | None] = queue.Queue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def start(self, on_first: TokenCallback, on_final: TokenCallback, on_error: ErrorCallback) -> None:
+        import torch
+
+        if self.spec.backend.threads:
+            torch.set_num_threads(self.spec.backend.threads)
+        self.model = load_model(self.spec.checkpoint, self.spec.backend.dtype.value, self.spec.system.device)
+        self._on_first, self._on_final, self._on_error = on_first, on_final, on_error
+        self._thread = threading.Thread(target=self._serve, name=f"hf-engine-{self.spec.instance}", daemon=True)
+        self._thread.start()
+        log.info("hf backend instance %d ready on %s", self.spec.instance, self.spec.system.device)
+
+    def submit(self, requests: Seq[GenerationRequest]) -> None:
+        with self._pending_lock:
+            self._pending += len(requests)
+        for request in requests:
+            self._inbox.put(request)
+
+    def pending(self) -> int:
+        return self._pending
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._inbox.put(None)
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _take_new(self, batch, block: bool) -> list[GenerationRequest]:
+        """Requests that fit the batch now; blocks for the first only when the batch is idle."""
+        room = self.spec.backend.max_batch_size - len(batch)
+        budget = self.spec.backend.max_prefill_tokens
+        taken: list[GenerationRequest] = []
+        while room > 0:
+            try:
+                request = self._inbox.get(block=block and not taken, timeout=0.05)
+            except queue.Empty:
+                break
+            if request is None:
+                break
+            taken.append(request)
+            room -= 1
+            budget -= request.prompt.size
+            if budget <= 0:
+                break
+        return taken
+
+    def _serve(self) -> None:
+        import torch
+
+        from sut.backends.batching import ContinuousBatch
+
+        batch = ContinuousBatch(self.model, torch.device(self.spec.system.device))
+        try:
+            while not self._stopping.is_set() or len(batch):
+                new = self._take_new(batch, block=len(batch) == 0)
+                if new:
+                    for sequence in batch.admit(new):
+                        if sequence.request.stream:
+                            self._on_first(sequence.request.request_id, np.asarray(sequence.generated[:1]))
+                elif len(batch):
+                    batch.step()
+                self._complete(batch.evict_finished())
+        except Exception as error:  # the engine thread must report, never die silently
+            log.exception("hf backend instance %d failed", self.spec.instance)
+            self._on_error(None, f"hf backend instance {self.spec.instance} failed: {type(error).__name__}: {error}")
+
+    def _complete(self, finished) -> None:
+        if not finished:
+            return
+        with self._pending_lock:
+            self._pending -= len(finished)
+        for sequence in finished:
+            self._on_final(sequence.request.request_id, np.asarray(sequence.generated, dtype=np.int32))

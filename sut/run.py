@@ -1,0 +1,175 @@
+"""One loadgen run of the SUT: prepare on rank 0, start the backend instances, run loadgen, write the run dir."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from tqdm import tqdm
+
+from llmkit.benchmarks import Benchmark, Scenario, get_benchmark
+from llmkit.config.schema import DatasetSource, Mode, RunConfig
+from llmkit.config.validate import require_valid
+from llmkit.data.datasets import Dataset, load_dataset
+from llmkit.errors import USER_ERROR_EXIT_CODE, UserError
+from llmkit.models.checkpoint import resolve_checkpoint
+from llmkit.rundir import StagedDir, default_run_dir, refuse_existing_run
+from sut import mpi, settings
+from sut.backends import create_backend
+from sut.backends.base import BackendSpec
+from sut.dispatch import Dispatcher
+from sut.harness import Harness
+from sut.results import read_detail_log, summarize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    cfg: RunConfig
+    benchmark: Benchmark
+    dataset: Dataset
+    spec: BackendSpec
+    run_dir: Path
+
+
+def prepare(cfg: RunConfig, world_size: int) -> Prepared:
+    require_valid(cfg)
+    benchmark = get_benchmark(cfg.benchmark.name)
+    instances = cfg.system.dp * cfg.system.tp * cfg.system.pp
+    if world_size > 1 and world_size != 1 + instances:
+        raise UserError(
+            f"mpirun started {world_size} ranks but rank 0 plus system.dp x tp x pp = {cfg.system.dp} x "
+            f"{cfg.system.tp} x {cfg.system.pp} backend ranks needs {1 + instances}; run mpirun -n {1 + instances} "
+            f"or set system.dp={world_size - 1}"
+        )
+    run_dir = Path(cfg.output_dir) if cfg.output_dir else default_run_dir(
+        cfg.runs_root, benchmark.name, cfg.system.name, cfg.scenario.name.value, cfg.mode.value
+    )
+    refuse_existing_run(run_dir)
+    checkpoint = resolve_checkpoint(cfg.model, benchmark)
+    dataset = load_dataset(cfg.dataset, benchmark)
+    spec = BackendSpec(backend=cfg.backend, system=cfg.system, checkpoint=str(checkpoint.path))
+    return Prepared(cfg, benchmark, dataset, spec, run_dir)
+
+
+def noncompliance(cfg: RunConfig) -> list[str]:
+    reasons = []
+    if cfg.loadgen.name != "submission":
+        reasons.append(f"loadgen={cfg.loadgen.name} (submission runs use loadgen=submission)")
+    if cfg.max_new_tokens is not None:
+        reasons.append(f"max_new_tokens={cfg.max_new_tokens} caps generation")
+    if cfg.dataset.source is DatasetSource.sample:
+        reasons.append("the sample dataset is not the official one")
+    if cfg.dataset.max_samples is not None:
+        reasons.append(f"dataset.max_samples={cfg.dataset.max_samples} runs a subset")
+    if cfg.model.tiny is not None:
+        reasons.append(f"{cfg.model.name} is a random-weight model")
+    return reasons
+
+
+def run_benchmark(cfg: RunConfig) -> Path | None:
+    """Run on this process (and its MPI ranks); returns the run directory on rank 0."""
+    rank, size = mpi.launcher_rank()
+    if size == 1:
+        return _drive(prepare(cfg, size), remote=False)
+    comm = mpi.comm_world()
+    if rank != 0:
+        prepared_spec = comm.bcast(None, root=0)
+        if prepared_spec is None:
+            raise SystemExit(USER_ERROR_EXIT_CODE)  # rank 0 reports the problem
+        mpi.serve_worker(prepared_spec, create_backend)
+        return None
+    try:
+        prepared = prepare(cfg, size)
+    except BaseException:
+        comm.bcast(None, root=0)
+        raise
+    comm.bcast(prepared.spec, root=0)
+    return _drive(prepared, remote=True)
+
+
+def _drive(prepared: Prepared, remote: bool) -> Path:
+    import mlperf_loadgen as lg
+
+    cfg, benchmark, dataset = prepared.cfg, prepared.benchmark, prepared.dataset
+    staged = StagedDir(prepared.run_dir)
+    user_conf = staged.path / "user.conf"
+    user_conf.write_text(settings.user_conf_text(cfg, benchmark, len(dataset)))
+    (staged.path / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    progress = tqdm(desc=f"{cfg.scenario.name.value} {cfg.mode.value}", unit="sample", mininterval=1.0, delay=0.5)
+    backends, coordinator = [], None
+    harness = Harness(
+        dataset, benchmark, cfg.scenario.name, cfg.max_new_tokens or benchmark.max_new_tokens,
+        submit=lambda requests: dispatcher.submit(requests), fatal=mpi.abort_job, progress=progress,
+    )
+    if remote:
+        coordinator = mpi.Coordinator(harness.on_first, harness.on_final, harness.on_error)
+        coordinator.wait_ready()
+        instances = coordinator.instances
+    else:
+        for instance in range(cfg.system.dp):
+            backend = create_backend(BackendSpec(prepared.spec.backend, prepared.spec.system,
+                                                 prepared.spec.checkpoint, instance))
+            backend.start(harness.on_first, harness.on_final, harness.on_error)
+            backends.append(backend)
+        instances = backends
+    dispatcher = Dispatcher(instances, least_pending=cfg.scenario.name is not Scenario.Offline)
+    sut = lg.ConstructSUT(harness.issue_queries, harness.flush_queries)
+    qsl = lg.ConstructQSL(len(dataset), len(dataset), lambda samples: None, lambda samples: None)
+    try:
+        log.info("loadgen %s %s run of %s on %d backend instance(s)", cfg.scenario.name.value, cfg.mode.value,
+                 benchmark.loadgen_model(cfg.scenario.name), len(instances))
+        lg.StartTestWithLogSettings(
+            sut, qsl, settings.test_settings(user_conf, cfg, benchmark), settings.log_settings(staged.path),
+            str(staged.path / "audit.config"),
+        )
+        harness.wait_idle()
+    finally:
+        progress.close()
+        lg.DestroyQSL(qsl)
+        lg.DestroySUT(sut)
+        if coordinator is not None:
+            coordinator.stop()
+        for backend in backends:
+            backend.stop()
+    result = _result(cfg, benchmark, harness, staged.path)
+    (staged.path / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    run_dir = staged.commit()
+    _report(result, run_dir)
+    return run_dir
+
+
+def _result(cfg: RunConfig, benchmark: Benchmark, harness: Harness, directory: Path) -> dict:
+    result: dict = {
+        "benchmark": benchmark.name,
+        "loadgen_model": benchmark.loadgen_model(cfg.scenario.name),
+        "scenario": cfg.scenario.name.value,
+        "mode": cfg.mode.value,
+        "system": cfg.system.name,
+        "backend": cfg.backend.name.value,
+        "model": cfg.model.name,
+        "dataset": cfg.dataset.name,
+        "sample_count": harness.completed,
+        "output_tokens": harness.output_tokens,
+    }
+    if cfg.mode is Mode.performance:
+        result.update(summarize(read_detail_log(directory / "mlperf_log_detail.txt")))
+    reasons = noncompliance(cfg)
+    result["compliant"] = not reasons
+    result["noncompliant_because"] = reasons
+    return result
+
+
+def _report(result: dict, run_dir: Path) -> None:
+    if result["mode"] == Mode.performance.value:
+        log.info(
+            "%s %s: %s, %.1f tokens/s, %.2f samples/s, p99 TTFT %s ms, p99 TPOT %s ms",
+            result["scenario"], result["mode"], result["validity"], result["tokens_per_second"] or 0.0,
+            result["samples_per_second"] or 0.0, result["ttft_p99_ms"], result["tpot_p99_ms"],
+        )
+    else:
+        log.info("%s accuracy run: %d samples answered", result["scenario"], result["sample_count"])
+    log.info("run directory: %s", run_dir)

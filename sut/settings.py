@@ -1,0 +1,54 @@
+"""Loadgen settings: user.conf written from the config and layered on loadgen's built-in mlperf.conf."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmkit.benchmarks import Benchmark, Scenario
+from llmkit.config.schema import LoadgenConfig, Mode, RunConfig
+
+
+def loadgen_scenario_name(scenario: Scenario) -> str:
+    # Interactive is a Server run under another model name.
+    return "Server" if scenario is Scenario.Interactive else scenario.value
+
+
+def user_conf_text(cfg: RunConfig, benchmark: Benchmark, dataset_size: int) -> str:
+    model = benchmark.loadgen_model(cfg.scenario.name)
+    scenario = loadgen_scenario_name(cfg.scenario.name)
+    loadgen: LoadgenConfig = cfg.loadgen
+    lines = [f"# Written by llmkit from the run's config (loadgen={loadgen.name}); layered on loadgen's mlperf.conf."]
+
+    def put(key: str, value) -> None:
+        lines.append(f"{model}.{scenario}.{key} = {value}")
+
+    put("target_qps", cfg.scenario.target_qps)
+    if loadgen.min_duration_ms is not None:
+        put("min_duration", loadgen.min_duration_ms)
+    if loadgen.min_query_count is not None:
+        put("min_query_count", loadgen.min_query_count)
+    if loadgen.max_query_count is not None:
+        put("max_query_count", loadgen.max_query_count)
+    if loadgen.sample_count_from_dataset:
+        put("performance_sample_count_override", dataset_size)
+    return "\n".join(lines) + "\n"
+
+
+def test_settings(user_conf: Path, cfg: RunConfig, benchmark: Benchmark):
+    import mlperf_loadgen as lg
+
+    settings = lg.TestSettings()
+    scenario = loadgen_scenario_name(cfg.scenario.name)
+    settings.FromConfig(str(user_conf), benchmark.loadgen_model(cfg.scenario.name), scenario)
+    settings.scenario = getattr(lg.TestScenario, scenario)
+    settings.mode = lg.TestMode.AccuracyOnly if cfg.mode is Mode.accuracy else lg.TestMode.PerformanceOnly
+    return settings
+
+
+def log_settings(outdir: Path):
+    import mlperf_loadgen as lg
+
+    log = lg.LogSettings()
+    log.log_output.outdir = str(outdir)
+    log.log_output.copy_summary_to_stdout = False
+    log.enable_trace = False
+    return log
