@@ -25,6 +25,10 @@ from sut.results import read_detail_log, summarize
 
 log = logging.getLogger(__name__)
 
+# Loadgen's TestSettings.FromConfig layers its built-in mlperf.conf only on the first call in a process; a second
+# run in the same process would silently lose the official settings (token latencies, seeds, sample counts).
+_loadgen_runs_in_this_process = 0
+
 
 @dataclass
 class Prepared:
@@ -93,6 +97,11 @@ def run_benchmark(cfg: RunConfig) -> Path | None:
 
 def _drive(prepared: Prepared, remote: bool) -> Path:
     import mlperf_loadgen as lg
+
+    global _loadgen_runs_in_this_process
+    if _loadgen_runs_in_this_process:
+        raise RuntimeError("loadgen applies mlperf.conf only to the first run of a process; start each run in its own")
+    _loadgen_runs_in_this_process += 1
 
     cfg, benchmark, dataset = prepared.cfg, prepared.benchmark, prepared.dataset
     staged = StagedDir(prepared.run_dir)

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from llmkit.benchmarks import Scenario
 from llmkit.config.app import hydra_app
-from llmkit.config.schema import Mode, RunConfig, ScenarioConfig
+from llmkit.config.schema import Mode, RunConfig
+from llmkit.errors import UserError
 from llmkit.rundir import refuse_existing_run
 
 log = logging.getLogger(__name__)
@@ -21,21 +23,28 @@ log = logging.getLogger(__name__)
 STEPS = ((Scenario.Offline, Mode.performance), (Scenario.Server, Mode.performance), (Scenario.Offline, Mode.accuracy))
 
 
-def run_pipeline(cfg: RunConfig) -> Path:
-    from sut.run import run_benchmark
+def _step_overrides(scenario: Scenario, mode: Mode, run_dir: Path) -> list[str]:
+    """The user's overrides with this step's scenario, mode and output directory."""
+    from hydra.core.hydra_config import HydraConfig
 
+    own = {"scenario", "mode", "output_dir"}
+    user = [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in own]
+    return [*user, f"scenario={scenario.value.lower()}", f"mode={mode.value}", f"output_dir={run_dir}"]
+
+
+def run_pipeline(cfg: RunConfig) -> Path:
     root = Path(cfg.output_dir) if cfg.output_dir else (
         Path(cfg.runs_root) / cfg.benchmark.name / cfg.system.name / time.strftime("pipeline-%Y%m%d-%H%M%S")
     )
     refuse_existing_run(root)
     summary = []
     for scenario, mode in STEPS:
-        step = replace(
-            cfg, scenario=ScenarioConfig(name=scenario, target_qps=cfg.scenario.target_qps), mode=mode,
-            output_dir=str(root / f"{scenario.value.lower()}-{mode.value}"),
-        )
+        run_dir = root / f"{scenario.value.lower()}-{mode.value}"
         log.info("pipeline step: %s %s", scenario.value, mode.value)
-        run_dir = run_benchmark(step)
+        # Each loadgen run needs its own process (see sut.run); the step is `python -m sut` with the same config.
+        step = subprocess.run([sys.executable, "-m", "sut", *_step_overrides(scenario, mode, run_dir)])
+        if step.returncode != 0:
+            raise UserError(f"pipeline step {scenario.value} {mode.value} failed (exit {step.returncode}); see above")
         result = json.loads((run_dir / "result.json").read_text())
         summary.append({"step": f"{scenario.value} {mode.value}", "run_dir": str(run_dir), **result})
     (root / "pipeline.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import pytest
+
+from conftest import python_module, run_cli
+from llmkit.benchmarks import Scenario
+from llmkit.cli.validate import matrix
+from llmkit.config.load import load
+from llmkit.config.schema import BackendName, Mode, RunConfig, TinyArchitecture
+from llmkit.errors import UserError
+
+
+def test_default_is_the_embedded_cpu_job():
+    cfg = load([])
+    assert isinstance(cfg, RunConfig)
+    assert cfg.benchmark.name == "mixtral-8x7b"
+    assert cfg.model.tiny is TinyArchitecture.mixtral
+    assert cfg.dataset.name == "sample"
+    assert cfg.scenario.name is Scenario.Offline
+    assert cfg.system.device == "cpu"
+    assert cfg.backend.name is BackendName.hf
+    assert cfg.mode is Mode.performance
+
+
+def test_overrides_are_typed():
+    cfg = load(["benchmark=llama3.1-405b", "model=tiny-llama3", "scenario=interactive", "backend.max_batch_size=4"])
+    assert cfg.scenario.name is Scenario.Interactive
+    assert cfg.backend.max_batch_size == 4
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["benchmark=mixtrl"], "did you mean 'mixtral-8x7b'"),
+        (["scenario=ofline"], "did you mean 'offline'"),
+        (["system.tpp=4"], "unknown config key 'system.tpp' (did you mean 'tp'?)"),
+        (["+system.extra=1"], "adds a key the schema does not have"),
+        (["backend.max_batch_size=lots"], "could not be converted to Integer"),
+        (["mode=perf"], "expected one of [performance, accuracy]"),
+        (["scenario=interactive"], "mixtral-8x7b has no Interactive scenario"),
+        (["model=tiny-llama3"], "use model=tiny-mixtral"),
+        (["model=checkpoint"], "pass model.path="),
+        (["dataset=official"], "pass dataset.path="),
+        (["system.tp=2"], "the hf backend runs one device per instance"),
+        (["max_new_tokens=5000"], "max_new_tokens must lie between 2 and mixtral-8x7b's 1024"),
+        (["backend.max_batch_size=0"], "backend.max_batch_size must be at least 1"),
+    ],
+)
+def test_bad_configs_are_one_clear_sentence(overrides, expected):
+    with pytest.raises(UserError) as error:
+        load(overrides)
+    message = str(error.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_validate_matrix_reports_the_invalid_combinations():
+    results = matrix()
+    assert sum(len(v) for v in results.values()) == 72
+    valid = results[""]
+    assert any("benchmark=mixtral-8x7b" in c and "model=tiny-mixtral" in c and "scenario=server" in c for c in valid)
+    assert any("benchmark=llama3.1-405b" in c and "scenario=interactive" in c for c in valid)
+    interactive = [r for r in results if "mixtral-8x7b has no Interactive scenario" in r]
+    assert interactive and all("benchmark=mixtral-8x7b" in c for r in interactive for c in results[r])
+    assert not any("scenario=interactive" in c and "mixtral" in c.split()[1] for c in valid)
+
+
+def test_cli_bad_group_value_exits_2_without_traceback():
+    result = python_module("sut", "benchmark=mixtrl")
+    assert result.returncode == 2
+    assert "did you mean 'mixtral-8x7b'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_validate_one_config():
+    bad = run_cli("llmkit", "validate", "scenario=interactive")
+    assert bad.returncode == 2 and "no Interactive scenario" in bad.stdout
+    good = run_cli("llmkit", "validate", "benchmark=llama3.1-405b", "model=tiny-llama3")
+    assert good.returncode == 0 and "valid" in good.stdout
+
+
+def test_cli_unknown_command():
+    result = run_cli("llmkit", "runn")
+    assert result.returncode == 2 and "did you mean 'run'" in result.stderr

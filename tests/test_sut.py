@@ -1,0 +1,123 @@
+"""End-to-end SUT runs through the real loadgen on a tiny model (CPU)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from llmkit.benchmarks import LLAMA3_1_405B, MIXTRAL_8X7B, Scenario
+from llmkit.config.load import load
+from llmkit.data.sample import sample_frame
+from llmkit.errors import UserError
+from sut.results import read_detail_log
+from sut.run import run_benchmark
+
+
+def run_benchmark_cli(overrides: list[str]):
+    """One loadgen run in its own process, as loadgen requires; returns the run directory."""
+    from pathlib import Path
+
+    run_dir = Path(next(o for o in overrides if o.startswith("output_dir=")).split("=", 1)[1])
+    result = run_cli("llmkit", "run", *overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def accuracy_entries(run_dir):
+    return json.loads((run_dir / "mlperf_log_accuracy.json").read_text())
+
+
+def test_offline_performance_is_valid_and_writes_the_run(quick, tmp_path):
+    run_dir = run_benchmark_cli(quick + [f"output_dir={tmp_path / 'offline'}"])
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["valid"] is True and result["validity"] == "VALID"
+    assert result["scenario"] == "Offline" and result["mode"] == "performance"
+    assert result["tokens_per_second"] > 0 and result["samples_per_second"] > 0
+    assert result["sample_count"] >= len(sample_frame(MIXTRAL_8X7B))
+    assert result["compliant"] is False and any("max_new_tokens" in r for r in result["noncompliant_because"])
+    for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "user.conf", "config.yaml"):
+        assert (run_dir / name).is_file()
+    assert "mixtral-8x7b.Offline.min_duration = 100" in (run_dir / "user.conf").read_text()
+    detail = read_detail_log(run_dir / "mlperf_log_detail.txt")
+    assert detail["effective_scenario"] == "Offline"
+    assert detail["requested_use_token_latencies"] is True
+    assert not list(run_dir.parent.glob(".*staging*"))
+
+
+def test_server_reports_first_tokens(quick, tmp_path):
+    run_dir = run_benchmark_cli(quick + ["scenario=server", "scenario.target_qps=20", f"output_dir={tmp_path / 's'}"])
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["scenario"] == "Server"
+    assert result["ttft_p99_ms"] is not None and result["ttft_p99_ms"] > 0
+    assert result["tpot_p99_ms"] is not None and result["tpot_p99_ms"] > 0
+    assert result["ttft_p99_ms"] < 2000
+    if not result["valid"]:
+        assert result["invalid_reason"]
+
+
+def test_accuracy_run_answers_every_sample_once_with_token_counts(quick, tmp_path):
+    run_dir = run_benchmark_cli(quick + ["mode=accuracy", f"output_dir={tmp_path / 'acc'}"])
+    entries = accuracy_entries(run_dir)
+    frame = sample_frame(MIXTRAL_8X7B)
+    assert sorted(e["qsl_idx"] for e in entries) == list(range(len(frame)))
+    for entry in entries:
+        ids = np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.int32)
+        assert entry["token_count"] == ids.size
+        assert 2 <= ids.size <= 8
+        assert ids.max() < MIXTRAL_8X7B.vocab_size
+    assert json.loads((run_dir / "result.json").read_text())["sample_count"] == len(frame)
+
+
+def test_interactive_runs_under_the_interactive_model_name(quick, tmp_path):
+    overrides = quick + ["benchmark=llama3.1-405b", "model=tiny-llama3", "scenario=interactive",
+                         "scenario.target_qps=20", f"output_dir={tmp_path / 'i'}"]
+    run_dir = run_benchmark_cli(overrides)
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["loadgen_model"] == "llama3_1-405b-interactive"
+    detail = read_detail_log(run_dir / "mlperf_log_detail.txt")
+    assert detail["effective_scenario"] == "Server"
+    limits = LLAMA3_1_405B.latency_limits[Scenario.Interactive]
+    assert detail["requested_server_ttft_latency"] == limits.ttft_ms * 1_000_000
+    assert detail["requested_server_tpot_latency"] == limits.tpot_ms * 1_000_000
+    assert "llama3_1-405b-interactive.Server.target_qps = 20.0" in (run_dir / "user.conf").read_text()
+
+
+def test_existing_run_is_never_overwritten(quick, tmp_path):
+    target = tmp_path / "taken"
+    target.mkdir()
+    (target / "result.json").write_text('{"keep": true}')
+    with pytest.raises(UserError, match="already holds a run"):
+        run_benchmark(load(quick + [f"output_dir={target}"]))  # refused before loadgen starts
+    result = run_cli("llmkit", "run", *quick, f"output_dir={target}")
+    assert result.returncode == 2 and "never overwritten" in result.stderr and "Traceback" not in result.stderr
+    assert json.loads((target / "result.json").read_text()) == {"keep": True}
+
+
+def test_missing_checkpoint_and_dataset_are_clear_errors(quick, tmp_path):
+    result = run_cli("llmkit", "run", *quick, "model=checkpoint", f"model.path={tmp_path / 'nowhere'}")
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    result = run_cli("llmkit", "run", *quick, "dataset=official", f"dataset.path={tmp_path / 'none.pkl'}")
+    assert result.returncode == 2 and "dataset file" in result.stderr and "does not exist" in result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("result.json"))
+
+
+def test_pipeline_runs_offline_server_and_accuracy(quick, tmp_path):
+    out = tmp_path / "pipeline"
+    result = run_cli("llmkit", "pipeline", *quick, "scenario.target_qps=20", f"output_dir={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((out / "pipeline.json").read_text())
+    assert [s["step"] for s in summary] == ["Offline performance", "Server performance", "Offline accuracy"]
+    assert summary[0]["valid"] is True
+    assert summary[1]["ttft_p99_ms"] > 0
+    assert (out / "offline-accuracy" / "mlperf_log_accuracy.json").is_file()
+    assert "random weights" in result.stderr
+
+
+def test_a_second_loadgen_run_in_one_process_is_refused(quick, tmp_path, monkeypatch):
+    import sut.run
+
+    monkeypatch.setattr(sut.run, "_loadgen_runs_in_this_process", 1)
+    with pytest.raises(RuntimeError, match="only to the first run of a process"):
+        run_benchmark(load(quick + [f"output_dir={tmp_path / 'second'}"]))
