@@ -1,9 +1,32 @@
-"""`python -m sut <overrides>` (also `mpirun -n N python -m sut ...`): one loadgen run of the SUT."""
+"""`python -m sut <overrides>` (also `mpirun -n N python -m sut ...`, and `-m` sweeps): one loadgen run per job."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
 from llmkit.config.app import hydra_app
+from llmkit.config.schema import RunConfig
+from llmkit.errors import UserError
 from sut.run import run_benchmark
 
+
+def run_job(cfg: RunConfig):
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra = HydraConfig.get()
+    if hydra.mode is not RunMode.MULTIRUN:
+        return run_benchmark(cfg)
+    # Sweep jobs share one process, but loadgen applies mlperf.conf only to a process's first run (see sut.run):
+    # each job runs as its own `python -m sut` with the job's overrides.
+    job = subprocess.run([sys.executable, "-m", "sut", *hydra.overrides.task])
+    if job.returncode != 0:
+        raise UserError(f"sweep job {hydra.job.num} ({' '.join(hydra.overrides.task)}) failed with exit {job.returncode}")
+    return None
+
+
 # Validation runs inside run_benchmark, once, on rank 0.
-main = hydra_app(run_benchmark, validate=lambda cfg: None)
+main = hydra_app(run_job, validate=lambda cfg: None)
 
 if __name__ == "__main__":
     main()

@@ -121,3 +121,14 @@ def test_a_second_loadgen_run_in_one_process_is_refused(quick, tmp_path, monkeyp
     monkeypatch.setattr(sut.run, "_loadgen_runs_in_this_process", 1)
     with pytest.raises(RuntimeError, match="only to the first run of a process"):
         run_benchmark(load(quick + [f"output_dir={tmp_path / 'second'}"]))
+
+
+def test_sweep_runs_each_job_in_its_own_process(quick, tmp_path):
+    result = run_cli("llmkit", "run", "-m", *quick, "mode=performance,accuracy")
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted((tmp_path / "runs" / "mixtral-8x7b" / "cpu" / "offline").iterdir())
+    assert sorted(r.name.rsplit("-", 1)[-1] for r in runs) == ["accuracy", "performance"]
+    for run in runs:
+        detail = read_detail_log(run / "mlperf_log_detail.txt")
+        assert detail["requested_use_token_latencies"] is True  # mlperf.conf applied in every job
+    assert list((tmp_path / "runs" / "sweeps").glob("*/multirun.yaml"))
