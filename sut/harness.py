@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 class Harness:
     def __init__(self, dataset: Dataset, benchmark: Benchmark, scenario: Scenario, max_new_tokens: int,
-                 submit: Callable[[list[GenerationRequest]], None], fatal: Callable[[str], None], progress=None):
+                 submit: Callable[[list[GenerationRequest]], None], fatal: Callable[[str], None]):
         self.dataset = dataset
         self.benchmark = benchmark
         self.streaming = scenario.streams_first_token
@@ -28,7 +28,7 @@ class Harness:
         self.eos_ids = frozenset(benchmark.eos_ids)
         self._submit = submit
         self._fatal = fatal
-        self._progress = progress
+        self.progress = None  # a tqdm bar, set when loadgen starts
         self._queries: dict[int, QueryTokens] = {}
         self._lock = threading.Lock()
         self.completed = 0
@@ -83,8 +83,8 @@ class Harness:
             self._fatal(f"token accounting failed for query {request_id}: {error!r}")
             return
         lg.QuerySamplesComplete([lg.QuerySampleResponse(request_id, final.ctypes.data, final.nbytes, final.size)])
-        if self._progress is not None:
-            self._progress.update(1)
+        if self.progress is not None:
+            self.progress.update(1)
 
     def on_error(self, request_id: int | None, message: str) -> None:
         self._fatal(f"backend failed: {message}")

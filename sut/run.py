@@ -108,11 +108,10 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
     user_conf = staged.path / "user.conf"
     user_conf.write_text(settings.user_conf_text(cfg, benchmark, len(dataset)))
     (staged.path / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-    progress = tqdm(desc=f"{cfg.scenario.name.value} {cfg.mode.value}", unit="sample", mininterval=1.0, delay=0.5)
     backends, coordinator = [], None
     harness = Harness(
         dataset, benchmark, cfg.scenario.name, cfg.max_new_tokens or benchmark.max_new_tokens,
-        submit=lambda requests: dispatcher.submit(requests), fatal=mpi.abort_job, progress=progress,
+        submit=lambda requests: dispatcher.submit(requests), fatal=mpi.abort_job,
     )
     if remote:
         coordinator = mpi.Coordinator(harness.on_first, harness.on_final, harness.on_error)
@@ -128,6 +127,8 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
     dispatcher = Dispatcher(instances, least_pending=cfg.scenario.name is not Scenario.Offline)
     sut = lg.ConstructSUT(harness.issue_queries, harness.flush_queries)
     qsl = lg.ConstructQSL(len(dataset), len(dataset), lambda samples: None, lambda samples: None)
+    harness.progress = progress = tqdm(desc=f"{cfg.scenario.name.value} {cfg.mode.value}", unit="sample",
+                                       mininterval=1.0)
     try:
         log.info("loadgen %s %s run of %s on %d backend instance(s)", cfg.scenario.name.value, cfg.mode.value,
                  benchmark.loadgen_model(cfg.scenario.name), len(instances))

@@ -141,3 +141,13 @@ def test_bad_files_are_clear_errors(tmp_path, name, content, match):
 def test_max_samples_takes_a_prefix():
     config = DatasetConfig(name="sample", max_samples=3)
     assert len(load_dataset(config, MIXTRAL_8X7B)) == 3
+
+
+@pytest.mark.parametrize("benchmark", [MIXTRAL_8X7B, LLAMA3_1_405B], ids=lambda b: b.name)
+def test_calibration_file_with_text_only_is_tokenized_like_the_sample(tmp_path, benchmark):
+    sample = sample_frame(benchmark, DatasetSplit.calibration)
+    path = tmp_path / "calibration.jsonl"
+    write_frame(sample[["input"]], path)
+    config = DatasetConfig(name="official", source=DatasetSource.file, path=str(path), split=DatasetSplit.calibration)
+    dataset = load_dataset(config, benchmark)
+    assert [p.tolist() for p in dataset.prompts] == [list(ids) for ids in sample["tok_input"]]

@@ -128,6 +128,8 @@ def validate_frame(frame: pd.DataFrame, benchmark: Benchmark, split: DatasetSpli
         )
     if len(frame) == 0:
         raise UserError(f"{source} has no rows; point dataset.path at the full file")
+    if "tok_input" not in frame.columns:
+        frame = frame.assign(tok_input=tokenize_inputs(frame["input"], benchmark, source))
     prompts = []
     for index, ids in enumerate(frame["tok_input"]):
         prompt = _as_token_ids(ids, source, index)
@@ -144,6 +146,23 @@ def validate_frame(frame: pd.DataFrame, benchmark: Benchmark, split: DatasetSpli
         prompts.append(prompt)
     stops = _stop_sequences(frame, benchmark)
     return Dataset(benchmark, split, source, frame, prompts, stops)
+
+
+def tokenize_inputs(texts, benchmark: Benchmark, source: str) -> list[list[int]]:
+    """Token ids of prompt texts with the benchmark's tokenizer; a leading BOS text becomes the BOS id."""
+    from llmkit.tokenizers import bundled_tokenizer_file, load_tokenizer
+
+    tokenizer = load_tokenizer(bundled_tokenizer_file(benchmark.tokenizer))
+    ids = []
+    for index, text in enumerate(texts):
+        if not isinstance(text, str) or not text:
+            raise UserError(f"{source} row {index}: input is not a non-empty prompt text")
+        if text.startswith("<s>"):
+            ids.append(tokenizer.encode(text.removeprefix("<s>").lstrip(), bos=True))
+        else:
+            encoded = tokenizer.encode(text)
+            ids.append(encoded if encoded[:1] == [benchmark.bos_id] else [benchmark.bos_id, *encoded])
+    return ids
 
 
 def _as_token_ids(ids, source: str, index: int) -> np.ndarray:

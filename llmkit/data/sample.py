@@ -92,7 +92,7 @@ def _frame(benchmark_name: str, split: DatasetSplit) -> pd.DataFrame:
         rows = _llama_rows(tokenizer)
     frame = pd.DataFrame(rows)[list(benchmark.validation_columns)]
     if split is DatasetSplit.calibration:
-        # Calibration rows carry the prompt only, as the official calibration files do.
+        # Calibration rows carry the prompt only.
         frame = frame[["input", "tok_input", "tok_input_len"]]
     return frame
 
