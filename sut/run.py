@@ -127,11 +127,11 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
     dispatcher = Dispatcher(instances, least_pending=cfg.scenario.name is not Scenario.Offline)
     sut = lg.ConstructSUT(harness.issue_queries, harness.flush_queries)
     qsl = lg.ConstructQSL(len(dataset), len(dataset), lambda samples: None, lambda samples: None)
+    log.info("loadgen %s %s run of %s on %d backend instance(s)", cfg.scenario.name.value, cfg.mode.value,
+             benchmark.loadgen_model(cfg.scenario.name), len(instances))
     harness.progress = progress = tqdm(desc=f"{cfg.scenario.name.value} {cfg.mode.value}", unit="sample",
                                        mininterval=1.0)
     try:
-        log.info("loadgen %s %s run of %s on %d backend instance(s)", cfg.scenario.name.value, cfg.mode.value,
-                 benchmark.loadgen_model(cfg.scenario.name), len(instances))
         lg.StartTestWithLogSettings(
             sut, qsl, settings.test_settings(user_conf, cfg, benchmark), settings.log_settings(staged.path),
             str(staged.path / "audit.config"),

@@ -57,17 +57,19 @@ def _print_summary(cfg: RunConfig, summary: list[dict], root: Path) -> None:
     from rich.table import Table
 
     table = Table(title=f"llmkit pipeline: {cfg.benchmark.name} on {cfg.model.name}, {cfg.backend.name.value} backend")
-    for column in ("step", "loadgen", "tokens/s", "p99 TTFT ms", "p99 TPOT ms", "samples", "run directory"):
-        table.add_column(column)
+    for column in ("step", "loadgen", "tokens/s", "p99 TTFT ms", "p99 TPOT ms", "samples"):
+        table.add_column(column, no_wrap=True)
     for row in summary:
         perf = row["mode"] == Mode.performance.value
         table.add_row(
             row["step"], row.get("validity", "-") if perf else "accuracy log",
             f"{row['tokens_per_second']:.1f}" if perf else "-", str(row.get("ttft_p99_ms") or "-"),
-            str(row.get("tpot_p99_ms") or "-"), str(row["sample_count"]), row["run_dir"],
+            str(row.get("tpot_p99_ms") or "-"), str(row["sample_count"]),
         )
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=max(100, Console(stderr=True).width))
     console.print(table)
+    for row in summary:
+        console.print(f"{row['step']}: {row['run_dir']}", soft_wrap=True)
     for row in summary:
         if row.get("invalid_reason"):
             console.print(f"{row['step']} is INVALID: {row['invalid_reason']}")
