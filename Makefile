@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUNTIMES := $(VENV)/.mbxp-runtimes
 
 .PHONY: run test clean
 
@@ -13,10 +14,15 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-run: $(STAMP)
+# The sandbox and language runtimes MBXP evaluation executes model-written code with.
+$(RUNTIMES): $(STAMP) evaluation/mbxp/install-runtimes.sh
+	bash evaluation/mbxp/install-runtimes.sh $(VENV)
+	touch $(RUNTIMES)
+
+run: $(STAMP) $(RUNTIMES)
 	$(BIN)/llmkit pipeline $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(RUNTIMES)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

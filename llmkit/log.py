@@ -25,5 +25,5 @@ def setup_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("urllib3", "filelock", "httpx", "torch.distributed"):
+    for noisy in ("urllib3", "filelock", "httpx", "torch.distributed", "absl"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,7 +1,8 @@
 """`llmkit pipeline [overrides]`: the main job, run for the composed config.
 
-Steps: an Offline performance run, a Server performance run (first tokens streamed to loadgen) and an Offline
-accuracy run, each in its own directory under runs/<benchmark>/<system>/pipeline-<time>/.
+Steps: an Offline performance run, a Server performance run (first tokens streamed to loadgen), an Offline
+accuracy run, each in its own directory under runs/<benchmark>/<system>/pipeline-<time>/, and the evaluation of the
+accuracy run.
 """
 from __future__ import annotations
 
@@ -23,13 +24,20 @@ log = logging.getLogger(__name__)
 STEPS = ((Scenario.Offline, Mode.performance), (Scenario.Server, Mode.performance), (Scenario.Offline, Mode.accuracy))
 
 
-def _step_overrides(scenario: Scenario, mode: Mode, run_dir: Path) -> list[str]:
-    """The user's overrides with this step's scenario, mode and output directory."""
+def _user_overrides() -> list[str]:
+    """The user's overrides, less the keys each step sets itself."""
     from hydra.core.hydra_config import HydraConfig
 
-    own = {"scenario", "mode", "output_dir"}
-    user = [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in own]
-    return [*user, f"scenario={scenario.value.lower()}", f"mode={mode.value}", f"output_dir={run_dir}"]
+    own = {"scenario", "mode", "output_dir", "evaluation.run_dir"}
+    return [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in own]
+
+
+def _run_step(name: str, command: list[str]) -> None:
+    # Each loadgen run needs its own process (see sut.run), so every step is a command of its own.
+    log.info("pipeline step: %s", name)
+    step = subprocess.run([sys.executable, *command])
+    if step.returncode != 0:
+        raise UserError(f"pipeline step {name} failed (exit {step.returncode}); see above")
 
 
 def run_pipeline(cfg: RunConfig) -> Path:
@@ -38,13 +46,14 @@ def run_pipeline(cfg: RunConfig) -> Path:
     )
     refuse_existing_run(root)
     summary = []
+    user = _user_overrides()
     for scenario, mode in STEPS:
         run_dir = root / f"{scenario.value.lower()}-{mode.value}"
-        log.info("pipeline step: %s %s", scenario.value, mode.value)
-        # Each loadgen run needs its own process (see sut.run); the step is `python -m sut` with the same config.
-        step = subprocess.run([sys.executable, "-m", "sut", *_step_overrides(scenario, mode, run_dir)])
-        if step.returncode != 0:
-            raise UserError(f"pipeline step {scenario.value} {mode.value} failed (exit {step.returncode}); see above")
+        _run_step(f"{scenario.value} {mode.value}", [
+            "-m", "sut", *user, f"scenario={scenario.value.lower()}", f"mode={mode.value}", f"output_dir={run_dir}",
+        ])
+        if mode is Mode.accuracy:
+            _run_step("evaluation", ["-m", "evaluation", "accuracy", *user, f"evaluation.run_dir={run_dir}"])
         result = json.loads((run_dir / "result.json").read_text())
         summary.append({"step": f"{scenario.value} {mode.value}", "run_dir": str(run_dir), **result})
     (root / "pipeline.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -62,7 +71,7 @@ def _print_summary(cfg: RunConfig, summary: list[dict], root: Path) -> None:
     for row in summary:
         perf = row["mode"] == Mode.performance.value
         table.add_row(
-            row["step"], row.get("validity", "-") if perf else "accuracy log",
+            row["step"], row.get("validity", "-") if perf else f"accuracy {row['accuracy']['verdict']}",
             f"{row['tokens_per_second']:.1f}" if perf else "-", str(row.get("ttft_p99_ms") or "-"),
             str(row.get("tpot_p99_ms") or "-"), str(row["sample_count"]),
         )
@@ -75,8 +84,9 @@ def _print_summary(cfg: RunConfig, summary: list[dict], root: Path) -> None:
             console.print(f"{row['step']} is INVALID: {row['invalid_reason']}")
     if cfg.model.tiny is not None:
         console.print(
-            f"[bold]Note:[/bold] {cfg.model.name} has random weights: its answers are meaningless and any accuracy "
-            "computed from them is too. The run exercises the real loadgen, tokenizer, SUT and token accounting."
+            f"[bold]Note:[/bold] {cfg.model.name} has random weights: its answers are meaningless, so its accuracy "
+            "FAILs by construction. The job exercises the real loadgen, tokenizer, SUT, token accounting and "
+            "evaluation (MBXP programs included, in the sandbox)."
         )
     console.print(f"pipeline summary: {root / 'pipeline.json'}")
 

@@ -4,6 +4,7 @@ from llmkit.config.schema import (  # noqa: F401
     BackendName,
     DatasetConfig,
     DType,
+    EvaluationConfig,
     LoadgenConfig,
     Mode,
     ModelConfig,

@@ -118,6 +118,22 @@ class BackendConfig:
 
 
 @dataclass
+class EvaluationConfig:
+    """Scoring a run's accuracy log (`llmkit evaluate`)."""
+
+    # The run directory whose mlperf_log_accuracy.json is scored; its config.yaml names the benchmark and dataset.
+    run_dir: Optional[str] = None
+    # Parallel workers for MBXP programs and ROUGE.
+    workers: int = 2
+    # MBXP sandbox limits, per program (the reference allows 20 s to run; compile steps get longer).
+    timeout_s: float = 20.0
+    compile_timeout_s: float = 100.0
+    memory_mb: int = 2048
+    max_processes: int = 64
+    max_file_mb: int = 16
+
+
+@dataclass
 class RunConfig:
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -126,6 +142,7 @@ class RunConfig:
     system: SystemConfig = field(default_factory=SystemConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     loadgen: LoadgenConfig = field(default_factory=LoadgenConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     mode: Mode = Mode.performance
     # The run directory; default runs/<benchmark>/<system>/<scenario>/<run-id>. An existing run is never overwritten.
     output_dir: Optional[str] = None

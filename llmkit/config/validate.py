@@ -53,6 +53,7 @@ def check(cfg: RunConfig) -> list[Finding]:
     _check_dataset(cfg, error, warning)
     _check_system_and_backend(cfg, error)
     _check_loadgen(cfg, benchmark, error, warning)
+    _check_evaluation(cfg, error)
     return findings
 
 
@@ -118,6 +119,16 @@ def _check_loadgen(cfg: RunConfig, benchmark: Benchmark, error, warning) -> None
             )
     if cfg.scenario.name is Scenario.Offline and cfg.scenario.target_qps > 1e6:
         warning("scenario.target_qps above 1e6 in Offline makes loadgen issue a huge number of samples")
+
+
+def _check_evaluation(cfg: RunConfig, error) -> None:
+    evaluation = cfg.evaluation
+    for name in ("workers", "max_processes", "memory_mb", "max_file_mb"):
+        if getattr(evaluation, name) < 1:
+            error(f"evaluation.{name} must be at least 1, got {getattr(evaluation, name)}")
+    for name in ("timeout_s", "compile_timeout_s"):
+        if getattr(evaluation, name) <= 0:
+            error(f"evaluation.{name} must be positive, got {getattr(evaluation, name)}")
 
 
 def require_valid(cfg: RunConfig) -> list[Finding]:

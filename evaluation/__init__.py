@@ -1,0 +1,1 @@
+"""Evaluation: accuracy metrics per benchmark (with sandboxed MBXP execution), reports and verdicts."""

@@ -1,0 +1,98 @@
+"""`llmkit evaluate` (= `python -m evaluation accuracy`): score a run's accuracy log and record the verdict."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from tqdm import tqdm
+
+from evaluation.accuracy_log import read_accuracy_log
+from evaluation.metrics import COUNTS_DUPLICATE_ENTRIES, Prediction, scorers_for
+from evaluation.report import accuracy_txt, judge, print_report
+from evaluation.text import decode, split_sentences
+from llmkit.benchmarks import get_benchmark
+from llmkit.config.schema import RunConfig
+from llmkit.data.datasets import load_dataset
+from llmkit.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ACCURACY_TXT = "accuracy.txt"
+MBXP_RESULTS = "mbxp_results.json"
+
+
+def run_config_of(run_dir: Path) -> RunConfig:
+    """The configuration the run was made with (its config.yaml)."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"{run_dir} has no config.yaml, so it is not an llmkit run directory; pass evaluation.run_dir=")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.load(path))
+        return OmegaConf.to_object(merged)
+    except Exception as error:  # omegaconf raises several types for a damaged or foreign file
+        raise UserError(f"{path} is not a valid llmkit run config ({type(error).__name__}); was it edited?") from None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def evaluate_run(cfg: RunConfig) -> dict:
+    if not cfg.evaluation.run_dir:
+        raise UserError("pass evaluation.run_dir=<a run directory made with mode=accuracy>")
+    run_dir = Path(cfg.evaluation.run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory {run_dir} does not exist; pass evaluation.run_dir= of an accuracy run")
+    if (run_dir / ACCURACY_TXT).exists():
+        raise UserError(f"{run_dir / ACCURACY_TXT} exists and is never overwritten; this run is already evaluated")
+    run_cfg = run_config_of(run_dir)
+    benchmark = get_benchmark(run_cfg.benchmark.name)
+    dataset = load_dataset(run_cfg.dataset, benchmark)
+    accuracy_log = read_accuracy_log(run_dir / "mlperf_log_accuracy.json", len(dataset), benchmark.vocab_size)
+
+    predictions = [
+        Prediction(a.qsl_idx, a.ids, decode(a.ids, benchmark), dataset.frame.iloc[a.qsl_idx])
+        for a in tqdm(accuracy_log.answers, desc="decoding", unit="answer", disable=len(accuracy_log.answers) < 1000)
+    ]
+    values: dict[str, float | int | None] = {}
+    samples: dict[str, int] = {}
+    incomplete: dict[str, str] = {}
+    details: dict = {}
+    for scorer in scorers_for(benchmark.name):
+        subset = [p for p in predictions if scorer.selects(p.row)]
+        scores = scorer.compute(subset, cfg.evaluation)
+        values.update(scores.values)
+        samples.update({spec.name: len(subset) for spec in scorer.metrics})
+        incomplete.update(scores.incomplete)
+        details.update(scores.details)
+
+    generated = sum(int(p.ids.size) for p in predictions)
+    # QUIRK (mixtral reference): the answer count includes duplicate log entries, the token count does not.
+    answers = accuracy_log.entries if benchmark.name in COUNTS_DUPLICATE_ENTRIES else len(predictions)
+    gen_len = details.get("gen_len")
+    if gen_len is None:
+        gen_len = sum(len(split_sentences(p.text)) for p in predictions)
+    values.update(gen_len=int(gen_len), gen_num=answers, gen_tok_len=generated,
+                  tokens_per_sample=round(generated / answers, 1))
+    samples["tokens_per_sample"] = len(predictions)
+    verdict = judge(benchmark, values, samples, incomplete)
+
+    _write_atomic(run_dir / ACCURACY_TXT, accuracy_txt(values, accuracy_log.sha256))
+    if "mbxp_results" in details:
+        _write_atomic(run_dir / MBXP_RESULTS, json.dumps(details["mbxp_results"], indent=1) + "\n")
+    summary = {"values": values, "verdict": verdict.overall, "incomplete": incomplete,
+               "log_sha256": accuracy_log.sha256, "table": verdict.as_dict()["metrics"]}
+    if "mbxp_by_language" in details:
+        summary["mbxp_by_language"] = details["mbxp_by_language"]
+    result_path = run_dir / "result.json"
+    result = json.loads(result_path.read_text()) if result_path.is_file() else {}
+    result["accuracy"] = summary
+    _write_atomic(result_path, json.dumps(result, indent=2) + "\n")
+    print_report(benchmark, verdict, str(run_dir))
+    log.info("wrote %s and the verdict into %s", run_dir / ACCURACY_TXT, result_path)
+    return summary

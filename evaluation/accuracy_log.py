@@ -1,0 +1,97 @@
+"""Read loadgen's mlperf_log_accuracy.json: validate every entry, dedupe by qsl_idx, decode int32 token ids."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from llmkit.errors import UserError
+
+
+@dataclass(frozen=True)
+class LoggedAnswer:
+    qsl_idx: int
+    ids: np.ndarray  # int32 token ids
+
+
+@dataclass(frozen=True)
+class AccuracyLog:
+    path: Path
+    sha256: str
+    entries: int  # every entry, duplicates included
+    answers: list[LoggedAnswer]  # the first answer per qsl_idx, in log order
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _decode_payload(entry: dict, number: int, path: Path) -> np.ndarray:
+    data = entry.get("data")
+    if not isinstance(data, str):
+        raise UserError(f"{path} entry {number} has no hex 'data' payload; is it a loadgen accuracy log?")
+    try:
+        raw = bytes.fromhex(data)
+    except ValueError:
+        raise UserError(f"{path} entry {number}: 'data' is not hex; the log is damaged") from None
+    if len(raw) % 4:
+        raise UserError(f"{path} entry {number}: {len(raw)} bytes is not a whole number of int32 token ids")
+    ids = np.frombuffer(raw, dtype=np.int32)
+    count = entry.get("token_count")
+    if count is not None and count != ids.size:
+        hint = " (the payload looks like int64 ids; the SUT must send int32)" if ids.size == 2 * count else ""
+        raise UserError(
+            f"{path} entry {number}: token_count {count} but the payload holds {ids.size} int32 ids{hint}"
+        )
+    return ids
+
+
+def _looks_like_int64(answers: list[LoggedAnswer]) -> bool:
+    """Little-endian int64 ids read as int32 leave a zero in every odd slot."""
+    candidates = [a.ids for a in answers if a.ids.size >= 2]
+    return bool(candidates) and all(ids.size % 2 == 0 and not ids[1::2].any() for ids in candidates)
+
+
+def read_accuracy_log(path: Path, dataset_size: int, vocab_size: int) -> AccuracyLog:
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; evaluate a run made with mode=accuracy")
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not complete JSON ({error.msg} at line {error.lineno}); was the run cut short?") from None
+    if not isinstance(entries, list):
+        raise UserError(f"{path} is not a list of loadgen accuracy entries")
+    if not entries:
+        raise UserError(f"{path} has no entries; the accuracy run answered nothing")
+    seen: set[int] = set()
+    answers = []
+    for number, entry in enumerate(entries):
+        qsl_idx = entry.get("qsl_idx") if isinstance(entry, dict) else None
+        if not isinstance(qsl_idx, int):
+            raise UserError(f"{path} entry {number} has no integer qsl_idx; is it a loadgen accuracy log?")
+        if not 0 <= qsl_idx < dataset_size:
+            raise UserError(
+                f"{path} entry {number} has qsl_idx {qsl_idx} but the dataset has {dataset_size} rows: the log is "
+                "from another dataset; evaluate it against the dataset the run used"
+            )
+        ids = _decode_payload(entry, number, path)
+        if qsl_idx in seen:
+            continue
+        seen.add(qsl_idx)
+        answers.append(LoggedAnswer(qsl_idx, ids))
+    if _looks_like_int64(answers):
+        raise UserError(f"{path} holds int64 token ids (every second int32 is 0); the SUT must report int32 ids")
+    for answer in answers:
+        if answer.ids.size and (answer.ids.min() < 0 or answer.ids.max() >= vocab_size):
+            raise UserError(
+                f"{path}: qsl_idx {answer.qsl_idx} has token id {int(answer.ids.max())} outside the vocabulary "
+                f"({vocab_size}); the log is from another model or is not int32"
+            )
+    return AccuracyLog(path, sha256_of(path), len(entries), answers)
