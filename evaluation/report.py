@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from llmkit.benchmarks import Benchmark
 from evaluation.metrics import scorers_for
 
-PASS, FAIL, NOT_EVALUATED, NO_TARGET = "pass", "fail", "not evaluated", "no target"
+PASS, FAIL, INCOMPLETE, NOT_EVALUATED, NO_TARGET = "pass", "fail", "incomplete", "not evaluated", "no target"
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,10 @@ def judge(benchmark: Benchmark, values: dict[str, float | None], samples: dict[s
                 status = NOT_EVALUATED
             elif target is None:
                 status = NO_TARGET
+            elif value >= low:
+                status = PASS  # rows not evaluated count as failed, so the pass is certain
             else:
-                status = PASS if value >= low else FAIL
+                status = INCOMPLETE if spec.name in incomplete else FAIL
             rows.append(MetricRow(spec.name, spec.subset, spec.aggregation, samples.get(spec.name, 0), value, low,
                                   None, status, incomplete.get(spec.name, "")))
     low, high = benchmark.tokens_per_sample_bounds
@@ -54,7 +56,7 @@ def judge(benchmark: Benchmark, values: dict[str, float | None], samples: dict[s
                           PASS if tokens is not None and low <= tokens <= high else FAIL))
     if any(r.status == FAIL for r in rows):
         overall = "FAIL"
-    elif incomplete or any(r.status == NOT_EVALUATED for r in rows):
+    elif incomplete or any(r.status in (INCOMPLETE, NOT_EVALUATED) for r in rows):
         overall = "INCOMPLETE"
     else:
         overall = "PASS"
@@ -74,7 +76,7 @@ def print_report(benchmark: Benchmark, verdict: Verdict, run_dir: str) -> None:
     table = Table(title=f"{benchmark.name} accuracy: {run_dir}")
     for column in ("metric", "rows", "value", "target", "status"):
         table.add_column(column, no_wrap=column != "status")
-    colours = {PASS: "green", FAIL: "red", NOT_EVALUATED: "yellow", NO_TARGET: "white"}
+    colours = {PASS: "green", FAIL: "red", INCOMPLETE: "yellow", NOT_EVALUATED: "yellow", NO_TARGET: "white"}
     for row in verdict.rows:
         value = "-" if row.value is None else f"{row.value:.4f}"
         if row.high is not None:

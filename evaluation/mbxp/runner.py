@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from evaluation.mbxp.languages import LANGUAGES, build_program, extract_solution, missing_runtime
-from evaluation.mbxp.sandbox import Limits, Sandbox, sandbox_unavailable
+from evaluation.mbxp.sandbox import Limits, Sandbox, reaping_orphans, sandbox_unavailable
 from evaluation.metrics import Prediction, Scores
 from llmkit.config.schema import EvaluationConfig
 
@@ -79,7 +79,7 @@ def run_problems(problems: list[tuple[str, str, str, str]], limits: Limits, work
             slots.put(sandbox)
 
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with reaping_orphans(), ThreadPoolExecutor(max_workers=workers) as pool:
             return list(tqdm(pool.map(one, problems), total=len(problems), desc="MBXP programs", unit="program",
                              disable=not progress))
     finally:

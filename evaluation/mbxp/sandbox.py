@@ -8,12 +8,16 @@ program's fork bomb cannot starve another's.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import resource
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,10 +81,12 @@ class Sandbox:
         return apply
 
     def run(self, argv: tuple[str, ...], workdir: Path, timeout: float) -> Execution:
+        # The environment (TypeScript, lodash) is bound again after the private /tmp in case it lives under /tmp.
+        environment = str(Path(sys.prefix).resolve())
         command = [
             "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--bind", str(workdir), str(workdir), "--unshare-all", "--die-with-parent", "--new-session",
-            "--chdir", str(workdir), *argv,
+            "--ro-bind", environment, environment, "--bind", str(workdir), str(workdir), "--unshare-all",
+            "--die-with-parent", "--new-session", "--chdir", str(workdir), *argv,
         ]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), "TMPDIR": str(workdir),
                "LANG": "C.UTF-8", "NODE_PATH": str(_node_path())}
@@ -100,14 +106,23 @@ class Sandbox:
         return Execution(returncode, timed_out, output)
 
     def _kill(self, process: subprocess.Popen) -> None:
-        """Kill the program's session, then anything its uid still runs (a fork bomb's stragglers)."""
+        """End the program's whole tree and leave no zombie behind.
+
+        Killing the namespace's init (the outer bwrap's child) makes the kernel kill and reap everything in the
+        PID namespace. The outer bwrap exits without reaping that init, so it is orphaned: to us when we are the
+        child subreaper (see `reaping_orphans`), and we reap it, since until then it counts against the slot's
+        process limit.
+        """
+        for child in _children(process.pid):
+            _signal(child)
         try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            _signal(-process.pid)
+            process.wait()
         if self.uid is not None:
             _kill_uid(self.uid)
+            _reap_orphans(self.uid)
 
     def cleanup(self, workdir: Path) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -119,15 +134,77 @@ def _node_path() -> Path:
     return node_modules_dir()
 
 
-def _kill_uid(uid: int) -> None:
+def _signal(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stat(pid_dir: Path) -> tuple[str, int] | None:
+    """(state, parent pid) of a /proc/<pid> entry, or None once it is gone."""
+    try:
+        fields = pid_dir.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return fields[0], int(fields[1])
+
+
+def _children(pid: int) -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and (stat := _stat(entry)) is not None and stat[1] == pid]
+
+
+def _live_pids_of(uid: int) -> list[int]:
+    pids = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
         try:
-            if entry.stat().st_uid == uid:
-                os.kill(int(entry.name), signal.SIGKILL)
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            if not entry.name.isdigit() or entry.stat().st_uid != uid:
+                continue
+        except FileNotFoundError:
             continue
+        stat = _stat(entry)
+        if stat is not None and stat[0] != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+@contextlib.contextmanager
+def reaping_orphans():
+    """Make this process the reaper of orphans in its subtree while sandboxes run (root only, Linux)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    try:
+        yield
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+def _reap_orphans(uid: int) -> None:
+    """Wait for our children that run as `uid`: orphaned namespace inits, which only this slot's uid owns."""
+    for pid in _children(os.getpid()):
+        try:
+            if Path(f"/proc/{pid}").stat().st_uid != uid:
+                continue
+            _signal(pid)
+            os.waitpid(pid, 0)
+        except (FileNotFoundError, ChildProcessError):
+            continue
+
+
+def _kill_uid(uid: int, grace_s: float = 5.0) -> None:
+    """SIGKILL whatever of `uid` still runs (nothing should: the namespace is gone)."""
+    deadline = time.monotonic() + grace_s
+    while (pids := _live_pids_of(uid)) and time.monotonic() < deadline:
+        for pid in pids:
+            _signal(pid)
+        time.sleep(0.02)
 
 
 def _tail(path: Path) -> str:

@@ -1,0 +1,173 @@
+"""Hostile MBXP answers in every language: fork bomb, infinite loop, memory hog, network, escape writes, killing
+the parent. Each program exits 0 only if its attack succeeded; every one must be contained and reported failed,
+nothing outside may be touched, and the evaluation must finish."""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from evaluation.mbxp.languages import LANGUAGES, missing_runtime
+from evaluation.mbxp.runner import run_problems
+from evaluation.mbxp.sandbox import SLOT_UID_BASE, Limits, sandbox_unavailable
+
+REPO = Path(__file__).resolve().parents[1]
+ATTACKS = ("fork_bomb", "infinite_loop", "memory_hog", "network", "write_outside", "kill_parent")
+
+TS_PRELUDE = "declare var require: any; declare var process: any; declare var Buffer: any;\n"
+JS = {
+    "fork_bomb": "const cp=require('child_process'); for(let n=0;n<1000;n++){ cp.spawn('sleep',['60'])"
+                 ".on('error',()=>process.exit(1)); } setTimeout(()=>process.exit(0), 1000);",
+    "infinite_loop": "while(true){}",
+    "memory_hog": "const a=[]; for(let i=0;i<32;i++){ a.push(Buffer.alloc(1<<28, 1)); } process.exit(0);",
+    "network": "const s=require('net').connect(PORT,'127.0.0.1',()=>{s.write('escaped'); process.exit(0)});"
+               " s.on('error',()=>process.exit(1));",
+    "write_outside": "require('fs').writeFileSync('OUT','escaped'); process.exit(0);",
+    "kill_parent": "try{process.kill(process.ppid,'SIGKILL')}catch(e){} try{process.kill(-1,'SIGKILL')}catch(e){}"
+                   " process.exit(1);",
+}
+PROGRAMS = {
+    "python": {
+        "fork_bomb": "import os, sys, time\ntry:\n    for n in range(1000):\n        if os.fork() == 0:\n"
+                     "            time.sleep(60); os._exit(0)\nexcept OSError:\n    sys.exit(1)\nsys.exit(0)",
+        "infinite_loop": "while True:\n    pass",
+        "memory_hog": "import sys\na = [bytearray(1 << 28) for _ in range(32)]\nsys.exit(0)",
+        "network": "import socket, sys\nsocket.create_connection(('127.0.0.1', PORT), timeout=2).sendall(b'escaped')"
+                   "\nsys.exit(0)",
+        "write_outside": "import sys\nopen('OUT', 'w').write('escaped')\nsys.exit(0)",
+        "kill_parent": "import os, signal, sys\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+                       "    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\nsys.exit(1)",
+    },
+    "javascript": JS,
+    "typescript": {k: TS_PRELUDE + v for k, v in JS.items()},
+    "ruby": {
+        "fork_bomb": "begin\n  1000.times { fork { sleep 60 } }\nrescue\n  exit 1\nend\nexit 0",
+        "infinite_loop": "loop {}",
+        "memory_hog": "a = []\n32.times { a << ('x' * (1 << 28)) }\nexit 0",
+        "network": "require 'socket'\nTCPSocket.new('127.0.0.1', PORT).write('escaped')\nexit 0",
+        "write_outside": "File.write('OUT', 'escaped')\nexit 0",
+        "kill_parent": "begin; Process.kill('KILL', Process.ppid); rescue; end\n"
+                       "begin; Process.kill('KILL', -1); rescue; end\nexit 1",
+    },
+    "php": {
+        "fork_bomb": "<?php for($n=0;$n<1000;$n++){ $p=@proc_open('sleep 60', [], $pipes); if($p===false) exit(1);}"
+                     " exit(0);",
+        "infinite_loop": "<?php while(true){}",
+        "memory_hog": "<?php ini_set('memory_limit','-1'); $a=[]; for($i=0;$i<32;$i++){ $a[]=str_repeat('x',1<<28);}"
+                      " exit(0);",
+        "network": "<?php $s=@fsockopen('127.0.0.1', PORT, $e, $es, 2); if(!$s) exit(1); fwrite($s,'escaped'); exit(0);",
+        "write_outside": "<?php if(@file_put_contents('OUT','escaped')===false) exit(1); exit(0);",
+        "kill_parent": "<?php if(function_exists('posix_kill')){ @posix_kill(posix_getppid(),9); @posix_kill(-1,9);}"
+                       " exit(1);",
+    },
+    "cpp": {
+        "fork_bomb": "#include <unistd.h>\nint main(){ for(int n=0;n<1000;n++){ pid_t p=fork(); if(p<0) return 1;"
+                     " if(p==0){ sleep(60); _exit(0);} } return 0; }",
+        "infinite_loop": "int main(){ volatile unsigned long x=0; while(true){ x++; } }",
+        "memory_hog": "#include <cstdlib>\n#include <cstring>\nint main(){ for(int i=0;i<32;i++){ char* p=(char*)"
+                      "malloc(1<<28); if(!p) return 1; memset(p,1,1<<28);} return 0; }",
+        "network": "#include <sys/socket.h>\n#include <netinet/in.h>\n#include <arpa/inet.h>\n#include <unistd.h>\n"
+                   "int main(){ int s=socket(AF_INET,SOCK_STREAM,0); sockaddr_in a{}; a.sin_family=AF_INET;"
+                   " a.sin_port=htons(PORT); inet_pton(AF_INET,\"127.0.0.1\",&a.sin_addr);"
+                   " if(connect(s,(sockaddr*)&a,sizeof a)!=0) return 1; write(s,\"escaped\",7); return 0; }",
+        "write_outside": "#include <cstdio>\nint main(){ FILE* f=fopen(\"OUT\",\"w\"); if(!f) return 1;"
+                         " fputs(\"escaped\",f); fclose(f); return 0; }",
+        "kill_parent": "#include <signal.h>\n#include <unistd.h>\nint main(){ kill(getppid(),SIGKILL);"
+                       " kill(-1,SIGKILL); return 1; }",
+    },
+}
+PYTHON_TEST = "def check(candidate):\n    pass"
+
+
+class Listener:
+    """A loopback TCP server that records any connection a sandboxed program manages to make."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            connection.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def listener():
+    server = Listener()
+    yield server
+    server.close()
+
+
+def test_hostile_programs_are_contained(tmp_path, listener):
+    assert sandbox_unavailable() is None, sandbox_unavailable()
+    languages = [lang for lang in LANGUAGES if missing_runtime(lang) is None]
+    assert {"python", "javascript", "cpp"} <= set(languages)
+    escapes = {}
+    problems = []
+    for language in languages:
+        for attack in ATTACKS:
+            target = REPO / f".escape-{language}-{attack}" if attack == "write_outside" else None
+            source = PROGRAMS[language][attack].replace("PORT", str(listener.port))
+            if target is not None:
+                escapes[(language, "repo")] = target
+                source = source.replace("OUT", str(target))
+            test = PYTHON_TEST if language == "python" else ""
+            problems.append((language, f"{attack}", source, test))
+            if attack == "write_outside":  # a second escape attempt, into the host's /tmp
+                host_tmp = tmp_path / f"escaped-{language}"
+                escapes[(language, "tmp")] = host_tmp
+                problems.append((language, "write_tmp", PROGRAMS[language][attack].replace("OUT", str(host_tmp)),
+                                 test))
+    limits = Limits(timeout_s=3, compile_timeout_s=60, memory_mb=1024, max_processes=32)
+    results = run_problems(problems, limits, workers=2, progress=False)
+
+    assert len(results) == len(problems)  # the evaluation finished, the parent survived every kill attempt
+    for result in results:
+        assert not result.passed, f"{result.key} escaped the sandbox: {result.status} {result.detail}"
+    by_key = {r.key: r.status for r in results}
+    for language in languages:
+        assert by_key[f"{language}_infinite_loop"] == "timeout"
+    assert listener.connections == 0
+    for path in escapes.values():
+        assert not path.exists(), f"{path} was written from inside the sandbox"
+    leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _uid(p) in range(SLOT_UID_BASE,
+                                                                                               SLOT_UID_BASE + 2)]
+    assert not leftovers, "sandboxed processes outlived their program"
+    assert os.getpid() > 0
+
+
+def _uid(proc: Path) -> int | None:
+    try:
+        return proc.stat().st_uid
+    except FileNotFoundError:
+        return None
+
+
+def test_a_fork_bomb_does_not_starve_the_next_program_on_its_slot():
+    from llmkit.data.sample_content import MBXP
+
+    honest = next(r for r in MBXP if r.language == "cpp")
+    problems = [("python", "bomb", PROGRAMS["python"]["fork_bomb"], PYTHON_TEST),
+                ("cpp", honest.entry_point, honest.solution, honest.test)]
+    results = run_problems(problems, Limits(timeout_s=5, max_processes=16), workers=1, progress=False)
+    assert [r.passed for r in results] == [False, True], results
