@@ -112,6 +112,8 @@ def test_pipeline_runs_offline_server_and_accuracy(quick, tmp_path):
     assert summary[0]["valid"] is True
     assert summary[1]["ttft_p99_ms"] > 0
     assert (out / "offline-accuracy" / "mlperf_log_accuracy.json").is_file()
+    assert (out / "offline-accuracy" / "accuracy.txt").read_text().startswith("{'rouge1': ")
+    assert summary[2]["accuracy"]["verdict"] == "FAIL"  # random weights
     assert "random weights" in result.stderr
 
 
