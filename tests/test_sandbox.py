@@ -171,3 +171,19 @@ def test_a_fork_bomb_does_not_starve_the_next_program_on_its_slot():
                 ("cpp", honest.entry_point, honest.solution, honest.test)]
     results = run_problems(problems, Limits(timeout_s=5, max_processes=16), workers=1, progress=False)
     assert [r.passed for r in results] == [False, True], results
+
+
+def test_a_failing_worker_never_hangs_the_evaluation(monkeypatch):
+    import evaluation.mbxp.runner as runner
+
+    real = runner.run_problem
+
+    def flaky(sandbox, language, entry_point, answer, test):
+        if entry_point == "crash":
+            raise OSError("the worker lost its sandbox")
+        return real(sandbox, language, entry_point, answer, test)
+
+    monkeypatch.setattr(runner, "run_problem", flaky)
+    problems = [("python", "crash", "x = 1", PYTHON_TEST), ("python", "fine", "x = 1", PYTHON_TEST)]
+    results = run_problems(problems, Limits(timeout_s=5), workers=2, progress=False)
+    assert [(r.status, r.passed) for r in results] == [("error", False), ("passed", True)]
