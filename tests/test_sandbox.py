@@ -184,6 +184,6 @@ def test_a_failing_worker_never_hangs_the_evaluation(monkeypatch):
         return real(sandbox, language, entry_point, answer, test)
 
     monkeypatch.setattr(runner, "run_problem", flaky)
-    problems = [("python", "crash", "x = 1", PYTHON_TEST), ("python", "fine", "x = 1", PYTHON_TEST)]
+    problems = [("python", "crash", "def crash(): pass", PYTHON_TEST), ("python", "fine", "def fine(): pass", PYTHON_TEST)]
     results = run_problems(problems, Limits(timeout_s=5), workers=2, progress=False)
     assert [(r.status, r.passed) for r in results] == [("error", False), ("passed", True)]
