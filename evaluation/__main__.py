@@ -1,9 +1,9 @@
-"""`python -m evaluation accuracy <overrides>`: the evaluation stage's commands."""
+"""`python -m evaluation <command> <overrides>`: the evaluation stage's commands."""
 from __future__ import annotations
 
 import sys
 
-COMMANDS = ("accuracy",)
+COMMANDS = ("accuracy", "test06", "verify-test06", "package", "check")
 
 
 def main() -> None:
@@ -11,11 +11,22 @@ def main() -> None:
         sys.stderr.write(f"usage: python -m evaluation {{{','.join(COMMANDS)}}} <overrides>\n")
         raise SystemExit(2)
     command = sys.argv.pop(1)
-    if command == "accuracy":
-        from llmkit.config.app import hydra_app
-        from evaluation.accuracy import evaluate_run
+    if command == "check":
+        from evaluation.submission.check import main as check_main
 
-        hydra_app(evaluate_run)()
+        check_main()
+        return
+    from llmkit.config.app import hydra_app
+
+    if command == "accuracy":
+        from evaluation.accuracy import evaluate_run as task
+    elif command == "test06":
+        from evaluation.test06 import run_test06 as task
+    elif command == "verify-test06":
+        from evaluation.test06 import verify_command as task
+    else:
+        from evaluation.submission.package import package as task
+    hydra_app(task)()
 
 
 if __name__ == "__main__":

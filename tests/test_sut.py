@@ -103,20 +103,6 @@ def test_missing_checkpoint_and_dataset_are_clear_errors(quick, tmp_path):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("result.json"))
 
 
-def test_pipeline_runs_offline_server_and_accuracy(quick, tmp_path):
-    out = tmp_path / "pipeline"
-    result = run_cli("llmkit", "pipeline", *quick, "scenario.target_qps=20", f"output_dir={out}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    summary = json.loads((out / "pipeline.json").read_text())
-    assert [s["step"] for s in summary] == ["Offline performance", "Server performance", "Offline accuracy"]
-    assert summary[0]["valid"] is True
-    assert summary[1]["ttft_p99_ms"] > 0
-    assert (out / "offline-accuracy" / "mlperf_log_accuracy.json").is_file()
-    assert (out / "offline-accuracy" / "accuracy.txt").read_text().startswith("{'rouge1': ")
-    assert summary[2]["accuracy"]["verdict"] == "FAIL"  # random weights
-    assert "random weights" in result.stderr
-
-
 def test_a_second_loadgen_run_in_one_process_is_refused(quick, tmp_path, monkeypatch):
     import sut.run
 

@@ -12,6 +12,10 @@ commands:
   run          one loadgen run of the SUT            (= python -m sut ...; mpirun -n N llmkit run ...)
   pipeline     the main job: Offline and Server performance runs, an accuracy run and its evaluation
   evaluate     score a run's accuracy log: llmkit evaluate RUN_DIR [overrides] (= python -m evaluation accuracy)
+  test06       compliance TEST06: a run with its audit.config, then the verification; llmkit test06 verify PATH
+               checks an existing run directory or log
+  package      build the submission tree from run directories (submission.runs=[...] or submission.pipeline_dir=)
+  check        check a submission tree and report every problem: llmkit check TREE
   validate     compose every shipped config combination (or the one given) and report what is invalid
   sample-data  write the sample dataset in the official schema: llmkit sample-data BENCHMARK OUT.{pkl,parquet,jsonl}
 
@@ -24,8 +28,8 @@ def _command(name: str):
         from sut.__main__ import main
     elif name == "pipeline":
         from llmkit.cli.pipeline import main
-    elif name == "evaluate":
-        main = _evaluate
+    elif name in ("evaluate", "test06", "package", "check"):
+        main = _evaluation_command
     elif name == "validate":
         from llmkit.cli.validate import main
     elif name == "sample-data":
@@ -35,13 +39,23 @@ def _command(name: str):
     return main
 
 
-def _evaluate() -> None:
-    """`llmkit evaluate RUN_DIR [overrides]` is `python -m evaluation accuracy evaluation.run_dir=RUN_DIR ...`."""
+def _evaluation_command() -> None:
+    """The evaluation stage's commands; a bare path argument names the run (or tree) they work on."""
     from evaluation.__main__ import main
 
-    args = [a if "=" in a or a.startswith("-") else f"evaluation.run_dir={a}" for a in sys.argv[1:]]
-    sys.argv = [sys.argv[0], "accuracy", *args]
+    name, args = sys.argv[0].split()[-1], sys.argv[1:]
+    if name == "test06" and args[:1] == ["verify"]:
+        name, args = "verify-test06", args[1:]
+    if name in ("evaluate", "verify-test06"):
+        args = [_path_override(a, "evaluation.run_dir") for a in args]
+    sys.argv = [sys.argv[0], "accuracy" if name == "evaluate" else name, *args]
     main()
+
+
+def _path_override(arg: str, key: str) -> str:
+    if arg.startswith("path="):
+        return f"{key}={arg[len('path='):]}"
+    return arg if "=" in arg or arg.startswith("-") else f"{key}={arg}"
 
 
 def main() -> None:
@@ -53,7 +67,7 @@ def main() -> None:
     if command is None:
         from llmkit.errors import did_you_mean
 
-        choices = ("run", "pipeline", "evaluate", "validate", "sample-data")
+        choices = ("run", "pipeline", "evaluate", "test06", "package", "check", "validate", "sample-data")
         sys.stderr.write(f"llmkit: error: unknown command '{name}'{did_you_mean(name, choices)}; see llmkit --help\n")
         raise SystemExit(2)
     sys.argv = [f"llmkit {name}", *sys.argv[2:]]

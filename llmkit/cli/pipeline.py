@@ -1,8 +1,8 @@
 """`llmkit pipeline [overrides]`: the main job, run for the composed config.
 
-Steps: an Offline performance run, a Server performance run (first tokens streamed to loadgen), an Offline
-accuracy run, each in its own directory under runs/<benchmark>/<system>/pipeline-<time>/, and the evaluation of the
-accuracy run.
+For Offline and Server (first tokens streamed to loadgen): a performance run, an accuracy run and its evaluation,
+and compliance TEST06, each in its own directory under runs/<benchmark>/<system>/pipeline-<time>/; then the
+submission tree packaged from them (submission/) and its check report.
 """
 from __future__ import annotations
 
@@ -21,14 +21,14 @@ from llmkit.rundir import refuse_existing_run
 
 log = logging.getLogger(__name__)
 
-STEPS = ((Scenario.Offline, Mode.performance), (Scenario.Server, Mode.performance), (Scenario.Offline, Mode.accuracy))
+SCENARIOS = (Scenario.Offline, Scenario.Server)
 
 
 def _user_overrides() -> list[str]:
     """The user's overrides, less the keys each step sets itself."""
     from hydra.core.hydra_config import HydraConfig
 
-    own = {"scenario", "mode", "output_dir", "evaluation.run_dir"}
+    own = {"scenario", "mode", "output_dir", "evaluation.run_dir", "submission.pipeline_dir", "submission.output_dir"}
     return [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in own]
 
 
@@ -47,31 +47,44 @@ def run_pipeline(cfg: RunConfig) -> Path:
     refuse_existing_run(root)
     summary = []
     user = _user_overrides()
-    for scenario, mode in STEPS:
-        run_dir = root / f"{scenario.value.lower()}-{mode.value}"
-        _run_step(f"{scenario.value} {mode.value}", [
-            "-m", "sut", *user, f"scenario={scenario.value.lower()}", f"mode={mode.value}", f"output_dir={run_dir}",
-        ])
-        if mode is Mode.accuracy:
-            _run_step("evaluation", ["-m", "evaluation", "accuracy", *user, f"evaluation.run_dir={run_dir}"])
-        result = json.loads((run_dir / "result.json").read_text())
-        summary.append({"step": f"{scenario.value} {mode.value}", "run_dir": str(run_dir), **result})
+    for scenario in SCENARIOS:
+        name = scenario.value.lower()
+        performance, accuracy, test06 = (root / f"{name}-{kind}" for kind in ("performance", "accuracy", "test06"))
+        _run_step(f"{scenario.value} performance", [
+            "-m", "sut", *user, f"scenario={name}", "mode=performance", f"output_dir={performance}"])
+        _run_step(f"{scenario.value} accuracy", [
+            "-m", "sut", *user, f"scenario={name}", "mode=accuracy", f"output_dir={accuracy}"])
+        _run_step(f"{scenario.value} evaluation", [
+            "-m", "evaluation", "accuracy", *user, f"evaluation.run_dir={accuracy}"])
+        _run_step(f"{scenario.value} TEST06", [
+            "-m", "evaluation", "test06", *user, f"scenario={name}", f"output_dir={test06}"])
+        for step, run_dir in (("performance", performance), ("accuracy", accuracy), ("TEST06", test06)):
+            result = json.loads((run_dir / "result.json").read_text())
+            summary.append({"step": f"{scenario.value} {step}", "run_dir": str(run_dir), **result})
+    tree = root / "submission"
+    _run_step("package", ["-m", "evaluation", "package", *user, f"submission.pipeline_dir={root}",
+                          f"submission.output_dir={tree}"])
     (root / "pipeline.json").write_text(json.dumps(summary, indent=2) + "\n")
-    _print_summary(cfg, summary, root)
+    _print_summary(cfg, summary, root, tree)
     return root
 
 
-def _print_summary(cfg: RunConfig, summary: list[dict], root: Path) -> None:
+def _print_summary(cfg: RunConfig, summary: list[dict], root: Path, tree: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"llmkit pipeline: {cfg.benchmark.name} on {cfg.model.name}, {cfg.backend.name.value} backend")
-    for column in ("step", "loadgen", "tokens/s", "p99 TTFT ms", "p99 TPOT ms", "samples"):
+    for column in ("step", "verdict", "tokens/s", "p99 TTFT ms", "p99 TPOT ms", "samples"):
         table.add_column(column, no_wrap=True)
     for row in summary:
-        perf = row["mode"] == Mode.performance.value
+        perf = row["mode"] == Mode.performance.value and not row.get("compliance_test")
+        if row.get("compliance_test"):
+            verify = (Path(row["run_dir"]) / "TEST06" / "verify_accuracy.txt").read_text()
+            verdict = "TEST06 pass" if "TEST06 verification complete" in verify else "TEST06 FAIL"
+        else:
+            verdict = row.get("validity", "-") if perf else f"accuracy {row['accuracy']['verdict']}"
         table.add_row(
-            row["step"], row.get("validity", "-") if perf else f"accuracy {row['accuracy']['verdict']}",
+            row["step"], verdict,
             f"{row['tokens_per_second']:.1f}" if perf else "-", str(row.get("ttft_p99_ms") or "-"),
             str(row.get("tpot_p99_ms") or "-"), str(row["sample_count"]),
         )
@@ -80,7 +93,7 @@ def _print_summary(cfg: RunConfig, summary: list[dict], root: Path) -> None:
     for row in summary:
         console.print(f"{row['step']}: {row['run_dir']}", soft_wrap=True)
     for row in summary:
-        if row.get("invalid_reason"):
+        if row.get("invalid_reason") and not row.get("compliance_test"):
             console.print(f"{row['step']} is INVALID: {row['invalid_reason']}")
     if cfg.model.tiny is not None:
         console.print(
@@ -88,6 +101,10 @@ def _print_summary(cfg: RunConfig, summary: list[dict], root: Path) -> None:
             "FAILs by construction. The job exercises the real loadgen, tokenizer, SUT, token accounting and "
             "evaluation (MBXP programs included, in the sandbox)."
         )
+    check = json.loads((tree / "submission_check.json").read_text())
+    kinds = sorted({f["kind"] for f in check["findings"]})
+    console.print(f"submission tree: {tree} ({'submittable' if check['submittable'] else 'not submittable'}; "
+                  f"{len(check['findings'])} finding(s) of kind: {', '.join(kinds) or '-'}; llmkit check {tree})")
     console.print(f"pipeline summary: {root / 'pipeline.json'}")
 
 

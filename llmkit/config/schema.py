@@ -8,6 +8,7 @@ from typing import Optional
 from omegaconf import MISSING
 
 from llmkit.benchmarks import Scenario
+from llmkit.compliance import ComplianceTest
 
 
 class Mode(str, Enum):
@@ -89,6 +90,45 @@ class LoadgenConfig:
     max_query_count: Optional[int] = None
     # Use the dataset's size as the performance sample count (needed when it is smaller than the official one).
     sample_count_from_dataset: bool = False
+    # Run a compliance test: its audit.config is written into the run directory, where loadgen reads it.
+    compliance_test: Optional[ComplianceTest] = None
+
+
+@dataclass
+class SystemDescription:
+    """The systems/<system>.json fields a submission needs beyond the ones above. Empty host fields are read from
+    the machine when packaging; an empty field that needs a meaningful answer is reported by `llmkit check`."""
+
+    status: str = "available"
+    system_type: str = "datacenter"
+    system_type_detail: str = ""
+    host_processor_model_name: str = ""
+    host_processors_per_node: str = ""
+    host_processor_core_count: str = ""
+    host_processor_frequency: str = ""
+    host_processor_caches: str = ""
+    host_processor_interconnect: str = ""
+    host_memory_capacity: str = ""
+    host_memory_configuration: str = ""
+    host_storage_capacity: str = ""
+    host_storage_type: str = ""
+    host_networking: str = ""
+    host_networking_topology: str = ""
+    host_network_card_count: str = ""
+    accelerator_model_name: str = ""
+    accelerator_memory_capacity: str = ""
+    accelerator_frequency: str = ""
+    accelerator_host_interconnect: str = ""
+    accelerator_interconnect: str = ""
+    accelerator_interconnect_topology: str = ""
+    accelerator_memory_configuration: str = ""
+    accelerator_on_chip_memories: str = ""  # written as "accelerator_on-chip_memories"
+    cooling: str = ""
+    hw_notes: str = ""
+    sw_notes: str = ""
+    operating_system: str = ""
+    framework: str = ""
+    other_software_stack: str = ""
 
 
 @dataclass
@@ -103,6 +143,7 @@ class SystemConfig:
     dp: int = 1
     tp: int = 1
     pp: int = 1
+    description: SystemDescription = field(default_factory=SystemDescription)
 
 
 @dataclass
@@ -133,6 +174,26 @@ class EvaluationConfig:
     max_file_mb: int = 16
 
 
+class SubmissionLayout(str, Enum):
+    v6_0 = "v6.0"  # results/<system>/<benchmark>/<scenario>/{performance,accuracy,TEST06}, src/
+    v5_1 = "v5.1"  # compliance/ and measurements/ as separate top-level trees, code/
+
+
+@dataclass
+class SubmissionConfig:
+    """Packaging run directories into a submission tree (`llmkit package`)."""
+
+    submitter: str = ""
+    division: str = "closed"
+    layout: SubmissionLayout = SubmissionLayout.v6_0
+    # The run directories to package (performance, evaluated accuracy and TEST06 runs per scenario)...
+    runs: list[str] = field(default_factory=list)
+    # ...or a pipeline directory holding them.
+    pipeline_dir: Optional[str] = None
+    # Where the tree is written; default submissions/<time>. An existing tree is never overwritten.
+    output_dir: Optional[str] = None
+
+
 @dataclass
 class RunConfig:
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
@@ -143,6 +204,7 @@ class RunConfig:
     backend: BackendConfig = field(default_factory=BackendConfig)
     loadgen: LoadgenConfig = field(default_factory=LoadgenConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    submission: SubmissionConfig = field(default_factory=SubmissionConfig)
     mode: Mode = Mode.performance
     # The run directory; default runs/<benchmark>/<system>/<scenario>/<run-id>. An existing run is never overwritten.
     output_dir: Optional[str] = None

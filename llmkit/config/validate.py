@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from llmkit.benchmarks import BENCHMARKS, Benchmark, Scenario, TokenizerKind
-from llmkit.config.schema import BackendName, DatasetSource, RunConfig, TinyArchitecture
+from llmkit.config.schema import BackendName, DatasetSource, Mode, RunConfig, TinyArchitecture
 from llmkit.errors import UserError, did_you_mean
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,8 @@ def _check_loadgen(cfg: RunConfig, benchmark: Benchmark, error, warning) -> None
                 f"max_new_tokens={cfg.max_new_tokens} caps generation below {benchmark.name}'s "
                 f"{benchmark.max_new_tokens}: not a compliant MLPerf result"
             )
+    if loadgen.compliance_test is not None and cfg.mode is not Mode.performance:
+        error(f"loadgen.compliance_test={loadgen.compliance_test.value} runs in performance mode; drop mode=accuracy")
     if cfg.scenario.name is Scenario.Offline and cfg.scenario.target_qps > 1e6:
         warning("scenario.target_qps above 1e6 in Offline makes loadgen issue a huge number of samples")
 
