@@ -45,12 +45,12 @@ def batched(checkpoint: str, requests: list[GenerationRequest], batch_size: int)
     spec = BackendSpec(BackendConfig(name=BackendName.hf, max_batch_size=batch_size), SystemConfig(name="cpu"), checkpoint)
     backend, outputs, done = HFBackend(spec), {}, threading.Event()
 
-    def on_final(request_id: int, ids: np.ndarray) -> None:
-        outputs[request_id] = ids.tolist()
+    def on_final(events) -> None:
+        outputs.update((request_id, ids.tolist()) for request_id, ids in events)
         if len(outputs) == len(requests):
             done.set()
 
-    backend.start(lambda *_: None, on_final, lambda _, message: done.set())
+    backend.start(lambda events: None, on_final, lambda _, message: done.set())
     start = time.perf_counter()
     backend.submit(requests)
     done.wait()

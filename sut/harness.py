@@ -50,6 +50,7 @@ class Harness:
                     eos_ids=self.benchmark.eos_ids,
                     stop_sequence=self.dataset.stop_sequences[sample.index],
                     stream=self.streaming,
+                    sample_index=sample.index,
                 ))
             self._idle.clear()
         self._submit(requests)
@@ -57,34 +58,41 @@ class Harness:
     def flush_queries(self) -> None:
         pass
 
-    # backend callbacks -------------------------------------------------------------------------------
-    def on_first(self, request_id: int, ids: np.ndarray) -> None:
+    # backend callbacks: batches of (request id, token ids) -------------------------------------------
+    def on_first(self, events) -> None:
         import mlperf_loadgen as lg
 
+        payloads = []
         try:
             with self._lock:
-                first = self._queries[request_id].first(ids)
+                for request_id, ids in events:
+                    payloads.append((request_id, self._queries[request_id].first(ids)))
         except (TokenAccountingError, KeyError) as error:
-            self._fatal(f"token accounting failed for query {request_id}: {error!r}")
+            self._fatal(f"token accounting failed: {error!r}")
             return
-        lg.FirstTokenComplete([lg.QuerySampleResponse(request_id, first.ctypes.data, first.nbytes, first.size)])
+        lg.FirstTokenComplete([lg.QuerySampleResponse(rid, ids.ctypes.data, ids.nbytes, ids.size)
+                               for rid, ids in payloads])
 
-    def on_final(self, request_id: int, ids: np.ndarray) -> None:
+    def on_final(self, events) -> None:
         import mlperf_loadgen as lg
 
+        payloads = []
         try:
             with self._lock:
-                final = self._queries.pop(request_id).final(ids)
-                self.completed += 1
-                self.output_tokens += final.size
+                for request_id, ids in events:
+                    final = self._queries.pop(request_id).final(ids)
+                    payloads.append((request_id, final))
+                    self.output_tokens += final.size
+                self.completed += len(payloads)
                 if not self._queries:
                     self._idle.set()
         except (TokenAccountingError, KeyError) as error:
-            self._fatal(f"token accounting failed for query {request_id}: {error!r}")
+            self._fatal(f"token accounting failed: {error!r}")
             return
-        lg.QuerySamplesComplete([lg.QuerySampleResponse(request_id, final.ctypes.data, final.nbytes, final.size)])
+        lg.QuerySamplesComplete([lg.QuerySampleResponse(rid, ids.ctypes.data, ids.nbytes, ids.size)
+                                 for rid, ids in payloads])
         if self.progress is not None:
-            self.progress.update(1)
+            self.progress.update(len(payloads))
 
     def on_error(self, request_id: int | None, message: str) -> None:
         self._fatal(f"backend failed: {message}")

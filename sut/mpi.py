@@ -105,10 +105,10 @@ class Coordinator:
     def _deliver(self, events) -> None:
         for kind, rank, payload in events:
             if kind == EVENT_FIRST:
-                self._on_first(*payload)
+                self._on_first(payload)
             elif kind == EVENT_FINAL:
-                self.instances[rank - 1].outstanding -= 1
-                self._on_final(*payload)
+                self.instances[rank - 1].outstanding -= len(payload)
+                self._on_final(payload)
             elif kind == EVENT_ERROR:
                 self._on_error(None, f"rank {rank}: {payload}")
 
@@ -130,8 +130,8 @@ def serve_worker(spec: BackendSpec, create_backend: Callable[[BackendSpec], obje
     backend = create_backend(spec)
     try:
         backend.start(
-            lambda rid, ids: events.put((EVENT_FIRST, rank, (rid, ids))),
-            lambda rid, ids: events.put((EVENT_FINAL, rank, (rid, ids))),
+            lambda batch: events.put((EVENT_FIRST, rank, batch)),
+            lambda batch: events.put((EVENT_FINAL, rank, batch)),
             lambda rid, message: events.put((EVENT_ERROR, rank, message)),
         )
     except Exception as error:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from llmkit.benchmarks import Benchmark, Scenario, get_benchmark
 from llmkit.compliance import AUDIT_CONFIGS
-from llmkit.config.schema import DatasetSource, Mode, RunConfig
+from llmkit.config.schema import BackendName, DatasetSource, Mode, RunConfig
 from llmkit.config.validate import require_valid
 from llmkit.data.datasets import Dataset, load_dataset
 from llmkit.errors import USER_ERROR_EXIT_CODE, UserError
@@ -56,9 +56,11 @@ def prepare(cfg: RunConfig, world_size: int) -> Prepared:
         cfg.runs_root, benchmark.name, cfg.system.name, cfg.scenario.name.value, cfg.mode.value
     )
     refuse_existing_run(run_dir)
-    checkpoint = resolve_checkpoint(cfg.model, benchmark)
+    # The replay backend answers from the dataset and loads no model.
+    checkpoint = "" if cfg.backend.name is BackendName.replay else str(resolve_checkpoint(cfg.model, benchmark).path)
     dataset = load_dataset(cfg.dataset, benchmark)
-    spec = BackendSpec(backend=cfg.backend, system=cfg.system, checkpoint=str(checkpoint.path))
+    spec = BackendSpec(backend=cfg.backend, system=cfg.system, checkpoint=checkpoint,
+                       benchmark=benchmark.name, dataset=cfg.dataset)
     return Prepared(cfg, benchmark, dataset, spec, run_dir)
 
 
@@ -124,8 +126,7 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
         instances = coordinator.instances
     else:
         for instance in range(cfg.system.dp):
-            backend = create_backend(BackendSpec(prepared.spec.backend, prepared.spec.system,
-                                                 prepared.spec.checkpoint, instance))
+            backend = create_backend(replace(prepared.spec, instance=instance))
             backend.start(harness.on_first, harness.on_final, harness.on_error)
             backends.append(backend)
         instances = backends
@@ -151,10 +152,25 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
         for backend in backends:
             backend.stop()
     result = _result(cfg, benchmark, harness, staged.path)
+    engines = [backend.stats.summary() for backend in backends if hasattr(backend, "stats")]
+    if engines:
+        result["engine"] = _combine(engines)
     (staged.path / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     run_dir = staged.commit()
     _report(result, run_dir)
     return run_dir
+
+
+def _combine(engines: list[dict]) -> dict:
+    """The simulated engines' own figures over all instances (replay backend)."""
+    rates = [e["tokens_per_second"] for e in engines if e["tokens_per_second"]]
+    return {
+        "tokens": sum(e["tokens"] for e in engines),
+        "tokens_per_second": sum(rates) if rates else None,
+        "ttft_p99_ms": max((e["ttft_p99_ms"] for e in engines if e["ttft_p99_ms"] is not None), default=None),
+        "tpot_p99_ms": max((e["tpot_p99_ms"] for e in engines if e["tpot_p99_ms"] is not None), default=None),
+        "instances": len(engines),
+    }
 
 
 def _result(cfg: RunConfig, benchmark: Benchmark, harness: Harness, directory: Path) -> dict:

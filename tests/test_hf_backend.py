@@ -22,14 +22,15 @@ def test_streams_first_tokens_then_finals_within_batch_limit(artifacts):
     requests = [GenerationRequest(i, p, 6, 2, MIXTRAL_8X7B.eos_ids, stream=True) for i, p in enumerate(prompts)]
     firsts, finals, errors, done = {}, {}, [], threading.Event()
 
-    def on_final(rid, ids):
-        assert rid in firsts, "final before first"
-        finals[rid] = ids
+    def on_final(events):
+        for rid, ids in events:
+            assert rid in firsts, "final before first"
+            finals[rid] = ids
         if len(finals) == len(requests):
             done.set()
 
     backend = HFBackend(spec(artifacts, max_batch_size=4, max_prefill_tokens=200))
-    backend.start(lambda rid, ids: firsts.__setitem__(rid, ids), on_final, lambda rid, m: errors.append(m))
+    backend.start(lambda events: firsts.update(events), on_final, lambda rid, m: errors.append(m))
     backend.submit(requests)
     assert done.wait(120)
     backend.stop()
@@ -42,7 +43,7 @@ def test_streams_first_tokens_then_finals_within_batch_limit(artifacts):
 def test_engine_failure_is_reported_not_swallowed(artifacts):
     errors, done = [], threading.Event()
     backend = HFBackend(spec(artifacts))
-    backend.start(lambda *a: None, lambda *a: None, lambda rid, m: (errors.append(m), done.set()))
+    backend.start(lambda events: None, lambda events: None, lambda rid, m: (errors.append(m), done.set()))
     huge = np.array([MIXTRAL_8X7B.vocab_size + 5], dtype=np.int32)  # an id the embedding cannot look up
     backend.submit([GenerationRequest(0, huge, 4, 2, MIXTRAL_8X7B.eos_ids)])
     assert done.wait(60)

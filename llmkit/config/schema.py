@@ -24,6 +24,7 @@ class DType(str, Enum):
 
 class BackendName(str, Enum):
     hf = "hf"
+    replay = "replay"
 
 
 class TinyArchitecture(str, Enum):
@@ -156,6 +157,9 @@ class BackendConfig:
     max_prefill_tokens: int = 8192
     # torch intra-op threads per backend instance; 0 lets torch choose.
     threads: int = 0
+    # replay: the simulated engine's time to first token and time per further token.
+    ttft_ms: float = 0.0
+    tpot_ms: float = 0.0
 
 
 @dataclass

@@ -51,7 +51,7 @@ def check(cfg: RunConfig) -> list[Finding]:
 
     _check_model(cfg, benchmark, error)
     _check_dataset(cfg, error, warning)
-    _check_system_and_backend(cfg, error)
+    _check_system_and_backend(cfg, error, warning)
     _check_loadgen(cfg, benchmark, error, warning)
     _check_evaluation(cfg, error)
     return findings
@@ -80,7 +80,7 @@ def _check_dataset(cfg: RunConfig, error, warning) -> None:
             warning(f"dataset.max_samples={dataset.max_samples}: a subset run is not a compliant MLPerf result")
 
 
-def _check_system_and_backend(cfg: RunConfig, error) -> None:
+def _check_system_and_backend(cfg: RunConfig, error, warning) -> None:
     system, backend = cfg.system, cfg.backend
     for name in ("dp", "tp", "pp", "nodes"):
         if getattr(system, name) < 1:
@@ -92,6 +92,12 @@ def _check_system_and_backend(cfg: RunConfig, error) -> None:
             f"the hf backend runs one device per instance but system.tp={system.tp} system.pp={system.pp}; "
             "set system.tp=1 system.pp=1 and scale with system.dp"
         )
+    if backend.ttft_ms < 0 or backend.tpot_ms < 0:
+        error("backend.ttft_ms and backend.tpot_ms must not be negative")
+    if backend.name is not BackendName.replay and (backend.ttft_ms or backend.tpot_ms):
+        warning(f"backend.ttft_ms and backend.tpot_ms have no effect with backend={backend.name.value}")
+    if backend.name is BackendName.replay and (backend.threads or backend.max_prefill_tokens != 8192):
+        warning("backend.threads and backend.max_prefill_tokens have no effect with backend=replay")
     if backend.max_batch_size < 1:
         error(f"backend.max_batch_size must be at least 1, got {backend.max_batch_size}")
     if backend.max_prefill_tokens < 1:

@@ -11,4 +11,8 @@ def create_backend(spec: BackendSpec) -> Backend:
         from sut.backends.hf import HFBackend
 
         return HFBackend(spec)
+    if spec.backend.name is BackendName.replay:
+        from sut.backends.replay import ReplayBackend
+
+        return ReplayBackend(spec)
     raise NotImplementedError(f"backend {spec.backend.name}")

@@ -7,10 +7,10 @@ from typing import Protocol
 
 import numpy as np
 
-from llmkit.config.schema import BackendConfig, SystemConfig
+from llmkit.config.schema import BackendConfig, DatasetConfig, SystemConfig
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class GenerationRequest:
     request_id: int
     prompt: np.ndarray  # int32 token ids
@@ -19,10 +19,13 @@ class GenerationRequest:
     eos_ids: tuple[int, ...]
     stop_sequence: tuple[int, ...] | None = None  # generation ends after these tokens (included in the output)
     stream: bool = False  # emit the first generated token as soon as it exists
+    sample_index: int = -1  # the dataset row (the replay backend answers with that row's reference)
 
 
-# (request_id, token ids). Called from the backend's own thread; keep it short.
-TokenCallback = Callable[[int, np.ndarray], None]
+# A batch of (request_id, token ids) events, delivered together so the SUT can answer loadgen in one call.
+# Called from the backend's own thread; keep it short.
+TokenEvents = list[tuple[int, np.ndarray]]
+TokenCallback = Callable[[TokenEvents], None]
 # (request_id or None for the whole backend, message): the backend failed.
 ErrorCallback = Callable[["int | None", str], None]
 
@@ -35,6 +38,9 @@ class BackendSpec:
     system: SystemConfig
     checkpoint: str
     instance: int = 0
+    # What the replay backend answers with: the benchmark and dataset (other backends ignore them).
+    benchmark: str = ""
+    dataset: DatasetConfig | None = None
 
 
 class Backend(Protocol):

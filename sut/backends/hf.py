@@ -97,9 +97,10 @@ class HFBackend:
             while not self._stopping.is_set() or len(batch):
                 new = self._take_new(batch, block=len(batch) == 0)
                 if new:
-                    for sequence in batch.admit(new):
-                        if sequence.request.stream:
-                            self._on_first(sequence.request.request_id, np.asarray(sequence.generated[:1]))
+                    firsts = [(s.request.request_id, np.asarray(s.generated[:1], dtype=np.int32))
+                              for s in batch.admit(new) if s.request.stream]
+                    if firsts:
+                        self._on_first(firsts)
                 elif len(batch):
                     batch.step()
                 self._complete(batch.evict_finished())
@@ -112,5 +113,4 @@ class HFBackend:
             return
         with self._pending_lock:
             self._pending -= len(finished)
-        for sequence in finished:
-            self._on_final(sequence.request.request_id, np.asarray(sequence.generated, dtype=np.int32))
+        self._on_final([(s.request.request_id, np.asarray(s.generated, dtype=np.int32)) for s in finished])

@@ -1,0 +1,166 @@
+"""The replay backend: a simulated engine that streams each sample's reference answer at a configured speed.
+
+Each instance has `max_batch_size` slots. A request waits for a free slot, then its first token comes `ttft_ms`
+later and each further token `tpot_ms` after that; the slot frees with the last token. The answer is the row's
+`tok_ref_output`, else its tokenized `gt_output` (llama3.1-405b has no reference token ids), so an accuracy run
+scores the reference's own answers and TEST06 passes. One scheduler thread per instance keeps a heap of due
+events and delivers every event that is due in one batch.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+
+from sut.backends.base import BackendSpec, ErrorCallback, GenerationRequest, TokenCallback
+
+log = logging.getLogger(__name__)
+
+FIRST, FINAL = 0, 1
+
+
+def reference_answers(spec: BackendSpec) -> list[np.ndarray]:
+    """Every row's answer as int32 ids: at least 2 tokens, at most one trailing EOS."""
+    from llmkit.benchmarks import get_benchmark
+    from llmkit.data.datasets import load_dataset
+    from llmkit.tokenizers import bundled_tokenizer_file, load_tokenizer
+
+    benchmark = get_benchmark(spec.benchmark)
+    frame = load_dataset(spec.dataset, benchmark).frame
+    tokenizer = load_tokenizer(bundled_tokenizer_file(benchmark.tokenizer))
+    eos = set(benchmark.eos_ids)
+    answers = []
+    for row in frame.itertuples():
+        if hasattr(row, "tok_ref_output"):
+            ids = [int(i) for i in row.tok_ref_output]
+        else:
+            ids = tokenizer.encode(str(row.gt_output)) + [benchmark.eos_id]
+        while len(ids) >= 2 and ids[-1] in eos and ids[-2] in eos:
+            ids.pop()
+        if len(ids) < 2:
+            ids = tokenizer.encode(" .")[-1:] + [benchmark.eos_id]
+        answers.append(np.asarray(ids, dtype=np.int32))
+    return answers
+
+
+class EngineStats:
+    """What the simulated engine itself saw: tokens produced and each request's own TTFT and TPOT."""
+
+    def __init__(self):
+        self.tokens = 0
+        self.first_submit: float | None = None
+        self.last_final: float | None = None
+        self.ttft_s: list[float] = []
+        self.tpot_s: list[float] = []
+
+    def summary(self) -> dict:
+        span = (self.last_final or 0.0) - (self.first_submit or 0.0)
+        p99 = lambda values: round(float(np.percentile(values, 99)) * 1e3, 3) if values else None  # noqa: E731
+        return {"tokens": self.tokens, "tokens_per_second": self.tokens / span if span > 0 else None,
+                "ttft_p99_ms": p99(self.ttft_s), "tpot_p99_ms": p99(self.tpot_s), "requests": len(self.ttft_s)}
+
+
+class ReplayBackend:
+    def __init__(self, spec: BackendSpec):
+        self.spec = spec
+        self.slots = spec.backend.max_batch_size
+        self.ttft = spec.backend.ttft_ms / 1e3
+        self.tpot = spec.backend.tpot_ms / 1e3
+        self._waiting: deque[tuple[float, GenerationRequest]] = deque()
+        self._condition = threading.Condition()
+        self._pending = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.stats = EngineStats()
+
+    def start(self, on_first: TokenCallback, on_final: TokenCallback, on_error: ErrorCallback) -> None:
+        self.answers = reference_answers(self.spec)
+        self._on_first, self._on_final, self._on_error = on_first, on_final, on_error
+        self._thread = threading.Thread(target=self._serve, name=f"replay-{self.spec.instance}", daemon=True)
+        self._thread.start()
+        log.info("replay backend instance %d ready: %d slots, TTFT %.1f ms, TPOT %.1f ms", self.spec.instance,
+                 self.slots, self.ttft * 1e3, self.tpot * 1e3)
+
+    def submit(self, requests: Sequence[GenerationRequest]) -> None:
+        now = time.perf_counter()
+        with self._condition:
+            self._pending += len(requests)
+            self._waiting.extend((now, r) for r in requests)
+            if self.stats.first_submit is None:
+                self.stats.first_submit = now
+            self._condition.notify()
+
+    def pending(self) -> int:
+        return self._pending
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopping = True
+            self._condition.notify()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _serve(self) -> None:
+        try:
+            self._loop()
+        except Exception as error:  # the engine thread must report, never die silently
+            log.exception("replay backend instance %d failed", self.spec.instance)
+            self._on_error(None, f"replay backend instance {self.spec.instance} failed: {type(error).__name__}: {error}")
+
+    def _loop(self) -> None:
+        heap: list = []
+        order = itertools.count()
+        free = self.slots
+        while True:
+            with self._condition:
+                now = time.perf_counter()
+                while free and self._waiting:
+                    submitted, request = self._waiting.popleft()
+                    answer = self.answers[request.sample_index][: request.max_new_tokens]
+                    first_at = now + self.ttft
+                    if request.stream:
+                        heapq.heappush(heap, (first_at, next(order), FIRST, request, answer, submitted, first_at))
+                    heapq.heappush(heap, (first_at + (answer.size - 1) * self.tpot, next(order), FINAL, request,
+                                          answer, submitted, first_at))
+                    free -= 1
+                if not heap:
+                    if self._stopping:
+                        return
+                    self._condition.wait()
+                    continue
+                delay = heap[0][0] - now
+                if delay > 0:
+                    self._condition.wait(timeout=delay)
+                    continue
+            firsts, finals = [], []
+            now = time.perf_counter()
+            while heap and heap[0][0] <= now:
+                _, _, kind, request, answer, submitted, first_at = heapq.heappop(heap)
+                if kind == FIRST:
+                    firsts.append((request.request_id, answer[:1]))
+                else:
+                    finals.append((request.request_id, answer))
+                    self._record(answer, submitted, first_at, now)
+            free += len(finals)
+            if firsts:
+                self._on_first(firsts)
+            if finals:
+                with self._condition:
+                    self._pending -= len(finals)
+                self._on_final(finals)
+
+    def _record(self, answer: np.ndarray, submitted: float, first_at: float, now: float) -> None:
+        """The engine's own view of one request: TTFT from its submit() (slot queueing included), TPOT after."""
+        stats = self.stats
+        stats.tokens += answer.size
+        stats.last_final = now
+        stats.ttft_s.append(first_at - submitted)
+        if answer.size > 1:
+            stats.tpot_s.append((now - first_at) / (answer.size - 1))
