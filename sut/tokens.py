@@ -27,6 +27,8 @@ class QueryState(str, Enum):
 
 
 def as_int32(ids) -> np.ndarray:
+    if type(ids) is np.ndarray and ids.dtype == np.int32 and ids.ndim == 1 and ids.flags.c_contiguous:
+        return ids  # the common case, checked without touching the data
     array = np.asarray(ids)
     if array.ndim != 1:
         raise TokenAccountingError(f"token ids must be one-dimensional, got shape {array.shape}")
@@ -39,6 +41,8 @@ def as_int32(ids) -> np.ndarray:
 
 def trim_trailing_eos(ids: np.ndarray, eos_ids: frozenset[int]) -> np.ndarray:
     """Keep at most one EOS at the end (engines may pad finished sequences with repeated EOS)."""
+    if ids.size < 2 or int(ids[-2]) not in eos_ids:
+        return ids
     end = ids.size
     while end >= 2 and int(ids[end - 1]) in eos_ids and int(ids[end - 2]) in eos_ids:
         end -= 1

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
 from llmkit.config.schema import BackendConfig, DatasetConfig, SystemConfig
 
 
-@dataclass(slots=True)
-class GenerationRequest:
+class GenerationRequest(NamedTuple):
+    # A tuple: the SUT builds one per query on the hot path, and a tuple is the cheapest object to build.
     request_id: int
     prompt: np.ndarray  # int32 token ids
     max_new_tokens: int

@@ -121,9 +121,12 @@ class ReplayBackend:
         while True:
             with self._condition:
                 now = time.perf_counter()
+                if self.ttft == 0 and self.tpot == 0 and self._waiting and not heap:
+                    self._complete_now(now)  # an instant engine needs no schedule
+                    continue
                 while free and self._waiting:
                     submitted, request = self._waiting.popleft()
-                    answer = self.answers[request.sample_index][: request.max_new_tokens]
+                    answer = self._answer(request)
                     first_at = now + self.ttft
                     if request.stream:
                         heapq.heappush(heap, (first_at, next(order), FIRST, request, answer, submitted, first_at))
@@ -155,6 +158,26 @@ class ReplayBackend:
                 with self._condition:
                     self._pending -= len(finals)
                 self._on_final(finals)
+
+    def _answer(self, request: GenerationRequest) -> np.ndarray:
+        answer = self.answers[request.sample_index]
+        return answer if answer.size <= request.max_new_tokens else answer[: request.max_new_tokens]
+
+    def _complete_now(self, now: float) -> None:
+        """Answer everything waiting at once (called with the condition held; delivers after releasing it)."""
+        waiting, self._waiting = self._waiting, deque()
+        self._pending -= len(waiting)
+        self._condition.release()
+        try:
+            answers = [(request.request_id, self._answer(request)) for _, request in waiting]
+            firsts = [(rid, answer[:1]) for (rid, answer), (_, request) in zip(answers, waiting) if request.stream]
+            for (_, answer), (submitted, _) in zip(answers, waiting):
+                self._record(answer, submitted, now, now)
+            if firsts:
+                self._on_first(firsts)
+            self._on_final(answers)
+        finally:
+            self._condition.acquire()
 
     def _record(self, answer: np.ndarray, submitted: float, first_at: float, now: float) -> None:
         """The engine's own view of one request: TTFT from its submit() (slot queueing included), TPOT after."""
