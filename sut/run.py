@@ -169,11 +169,15 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
 
 
 def _combine(engines: list[dict]) -> dict:
-    """The simulated engines' own figures over all instances (replay backend)."""
-    rates = [e["tokens_per_second"] for e in engines if e["tokens_per_second"]]
+    """The simulated engines' own figures over all instances (replay backend), over one window."""
+    starts = [e["first_submit"] for e in engines if e["first_submit"] is not None]
+    ends = [e["last_final"] for e in engines if e["last_final"] is not None]
+    tokens = sum(e["tokens"] for e in engines)
+    span = max(ends) - min(starts) if starts and ends else 0.0
     return {
-        "tokens": sum(e["tokens"] for e in engines),
-        "tokens_per_second": sum(rates) if rates else None,
+        "tokens": tokens,
+        "tokens_per_second": tokens / span if span > 0 else None,
+        "seconds": round(span, 3),
         "ttft_p99_ms": max((e["ttft_p99_ms"] for e in engines if e["ttft_p99_ms"] is not None), default=None),
         "tpot_p99_ms": max((e["tpot_p99_ms"] for e in engines if e["tpot_p99_ms"] is not None), default=None),
         "instances": len(engines),

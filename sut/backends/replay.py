@@ -63,7 +63,8 @@ class EngineStats:
         span = (self.last_final or 0.0) - (self.first_submit or 0.0)
         p99 = lambda values: round(float(np.percentile(values, 99)) * 1e3, 3) if values else None  # noqa: E731
         return {"tokens": self.tokens, "tokens_per_second": self.tokens / span if span > 0 else None,
-                "ttft_p99_ms": p99(self.ttft_s), "tpot_p99_ms": p99(self.tpot_s), "requests": len(self.ttft_s)}
+                "ttft_p99_ms": p99(self.ttft_s), "tpot_p99_ms": p99(self.tpot_s), "requests": len(self.ttft_s),
+                "first_submit": self.first_submit, "last_final": self.last_final}
 
 
 class ReplayBackend:
