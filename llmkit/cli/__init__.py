@@ -18,6 +18,7 @@ commands:
   check        check a submission tree and report every problem: llmkit check TREE
   validate     compose every shipped config combination (or the one given) and report what is invalid
   sample-data  write the sample dataset in the official schema: llmkit sample-data BENCHMARK OUT.{pkl,parquet,jsonl}
+  bench        benchmarks that print their figures: llmkit bench harness | hf | evaluation
 
 overrides select and change config groups, e.g.: benchmark=llama3.1-405b model=tiny-llama3 scenario=server
 """
@@ -34,6 +35,8 @@ def _command(name: str):
         from llmkit.cli.validate import main
     elif name == "sample-data":
         from llmkit.cli.sample_data import main
+    elif name == "bench":
+        main = _bench
     else:
         return None
     return main
@@ -52,6 +55,24 @@ def _evaluation_command() -> None:
     main()
 
 
+BENCHES = {"harness": "sut.bench_harness", "hf": "sut.bench", "evaluation": "evaluation.bench"}
+
+
+def _bench() -> None:
+    """`llmkit bench NAME [options]` runs the benchmark script NAME."""
+    import importlib
+
+    from llmkit.errors import did_you_mean
+
+    name = sys.argv[1] if len(sys.argv) > 1 else ""
+    if name not in BENCHES:
+        sys.stderr.write(f"llmkit: error: unknown benchmark '{name}'{did_you_mean(name, BENCHES)}; "
+                         f"choose one of: {', '.join(BENCHES)}\n")
+        raise SystemExit(2)
+    sys.argv = [f"llmkit bench {name}", *sys.argv[2:]]
+    importlib.import_module(BENCHES[name]).main()
+
+
 def _path_override(arg: str, key: str) -> str:
     if arg.startswith("path="):
         return f"{key}={arg[len('path='):]}"
@@ -67,7 +88,7 @@ def main() -> None:
     if command is None:
         from llmkit.errors import did_you_mean
 
-        choices = ("run", "pipeline", "evaluate", "test06", "package", "check", "validate", "sample-data")
+        choices = ("run", "pipeline", "evaluate", "test06", "package", "check", "validate", "sample-data", "bench")
         sys.stderr.write(f"llmkit: error: unknown command '{name}'{did_you_mean(name, choices)}; see llmkit --help\n")
         raise SystemExit(2)
     sys.argv = [f"llmkit {name}", *sys.argv[2:]]

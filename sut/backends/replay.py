@@ -23,6 +23,9 @@ from sut.backends.base import BackendSpec, ErrorCallback, GenerationRequest, Tok
 log = logging.getLogger(__name__)
 
 FIRST, FINAL = 0, 1
+# The scheduler never sleeps less than this: events due meanwhile go out together (at most this late), as an
+# engine's iteration would deliver them, instead of one wake-up per event.
+MIN_WAIT_S = 0.001
 
 
 def reference_answers(spec: BackendSpec) -> list[np.ndarray]:
@@ -117,6 +120,7 @@ class ReplayBackend:
 
     def _loop(self) -> None:
         heap: list = []
+        first_sent: dict[int, float] = {}  # request id -> when its first token actually went out
         order = itertools.count()
         free = self.slots
         while True:
@@ -141,7 +145,7 @@ class ReplayBackend:
                     continue
                 delay = heap[0][0] - now
                 if delay > 0:
-                    self._condition.wait(timeout=delay)
+                    self._condition.wait(timeout=max(delay, MIN_WAIT_S))
                     continue
             firsts, finals = [], []
             now = time.perf_counter()
@@ -149,9 +153,10 @@ class ReplayBackend:
                 _, _, kind, request, answer, submitted, first_at = heapq.heappop(heap)
                 if kind == FIRST:
                     firsts.append((request.request_id, answer[:1]))
+                    first_sent[request.request_id] = now
                 else:
                     finals.append((request.request_id, answer))
-                    self._record(answer, submitted, first_at, now)
+                    self._record(answer, submitted, first_sent.pop(request.request_id, first_at), now)
             free += len(finals)
             if firsts:
                 self._on_first(firsts)
@@ -181,7 +186,8 @@ class ReplayBackend:
             self._condition.acquire()
 
     def _record(self, answer: np.ndarray, submitted: float, first_at: float, now: float) -> None:
-        """The engine's own view of one request: TTFT from its submit() (slot queueing included), TPOT after."""
+        """The engine's own view of one request: TTFT from its submit() (slot queueing included) to its first
+        token, TPOT from there to the last, as the engine delivered them."""
         stats = self.stats
         stats.tokens += answer.size
         stats.last_final = now
