@@ -18,7 +18,10 @@ def shaped_rows(shaped: list[dict]) -> list[dict]:
     for item in shaped:
         case, result = item["case"], item["result"]
         engine = result.get("engine") or {}
-        reported, produced = result.get("tokens_per_second"), engine.get("tokens_per_second")
+        # Offline: tokens over the whole run on both sides. Server: loadgen divides by the time until the
+        # last-issued query was done, so the engine's rate is taken over the same window.
+        produced_key = "tokens_per_second" if case["scenario"] == "offline" else "tokens_per_second_to_last_issued"
+        reported, produced = result.get("tokens_per_second"), engine.get(produced_key)
         rows.append({
             "case": case["name"], "load": case["load"], "scenario": case["scenario"], "validity": result.get("validity"),
             "reported_tokens_per_s": reported, "engine_tokens_per_s": produced,

@@ -174,9 +174,13 @@ def _combine(engines: list[dict]) -> dict:
     ends = [e["last_final"] for e in engines if e["last_final"] is not None]
     tokens = sum(e["tokens"] for e in engines)
     span = max(ends) - min(starts) if starts and ends else 0.0
+    # Loadgen's Server rate divides every token by the time until the last-issued query was done.
+    last = max((e for e in engines if e["last_submit"] is not None), key=lambda e: e["last_submit"], default=None)
+    window = (last["last_submitted_done"] - min(starts)) if last and last["last_submitted_done"] and starts else 0.0
     return {
         "tokens": tokens,
         "tokens_per_second": tokens / span if span > 0 else None,
+        "tokens_per_second_to_last_issued": tokens / window if window > 0 else None,
         "seconds": round(span, 3),
         "ttft_p99_ms": max((e["ttft_p99_ms"] for e in engines if e["ttft_p99_ms"] is not None), default=None),
         "tpot_p99_ms": max((e["tpot_p99_ms"] for e in engines if e["tpot_p99_ms"] is not None), default=None),

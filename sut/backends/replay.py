@@ -9,6 +9,7 @@ events and delivers every event that is due in one batch.
 from __future__ import annotations
 
 import heapq
+from array import array
 import itertools
 import logging
 import threading
@@ -59,15 +60,21 @@ class EngineStats:
         self.tokens = 0
         self.first_submit: float | None = None
         self.last_final: float | None = None
-        self.ttft_s: list[float] = []
-        self.tpot_s: list[float] = []
+        # Compact arrays (8 bytes a value): a long run keeps one entry per request.
+        self.ttft_s = array("d")
+        self.tpot_s = array("d")
+        # Loadgen's Server token rate ends when the last-issued query is done; the engine tracks the same moment.
+        self.last_submit: float | None = None
+        self.last_submitted_id: int | None = None
+        self.last_submitted_done: float | None = None
 
     def summary(self) -> dict:
         span = (self.last_final or 0.0) - (self.first_submit or 0.0)
-        p99 = lambda values: round(float(np.percentile(values, 99)) * 1e3, 3) if values else None  # noqa: E731
+        p99 = lambda values: round(float(np.percentile(values, 99)) * 1e3, 3) if len(values) else None  # noqa: E731
         return {"tokens": self.tokens, "tokens_per_second": self.tokens / span if span > 0 else None,
                 "ttft_p99_ms": p99(self.ttft_s), "tpot_p99_ms": p99(self.tpot_s), "requests": len(self.ttft_s),
-                "first_submit": self.first_submit, "last_final": self.last_final}
+                "first_submit": self.first_submit, "last_final": self.last_final, "last_submit": self.last_submit,
+                "last_submitted_done": self.last_submitted_done}
 
 
 class ReplayBackend:
@@ -98,6 +105,8 @@ class ReplayBackend:
             self._waiting.extend((now, r) for r in requests)
             if self.stats.first_submit is None:
                 self.stats.first_submit = now
+            if requests:
+                self.stats.last_submit, self.stats.last_submitted_id = now, requests[-1].request_id
             self._condition.notify()
 
     def pending(self) -> int:
@@ -157,6 +166,8 @@ class ReplayBackend:
                 else:
                     finals.append((request.request_id, answer))
                     self._record(answer, submitted, first_sent.pop(request.request_id, first_at), now)
+                    if request.request_id == self.stats.last_submitted_id:
+                        self.stats.last_submitted_done = now
             free += len(finals)
             if firsts:
                 self._on_first(firsts)
@@ -177,8 +188,10 @@ class ReplayBackend:
         try:
             answers = [(request.request_id, self._answer(request)) for _, request in waiting]
             firsts = [(rid, answer[:1]) for (rid, answer), (_, request) in zip(answers, waiting) if request.stream]
-            for (_, answer), (submitted, _) in zip(answers, waiting):
+            for (rid, answer), (submitted, _) in zip(answers, waiting):
                 self._record(answer, submitted, now, now)
+                if rid == self.stats.last_submitted_id:
+                    self.stats.last_submitted_done = now
             if firsts:
                 self._on_first(firsts)
             self._on_final(answers)
