@@ -96,10 +96,11 @@ def _print_summary(cfg: RunConfig, summary: list[dict], root: Path, tree: Path) 
         if row.get("invalid_reason") and not row.get("compliance_test"):
             console.print(f"{row['step']} is INVALID: {row['invalid_reason']}")
     if cfg.model.tiny is not None:
+        sandbox = " (MBXP programs included, in the sandbox)" if cfg.benchmark.name == "mixtral-8x7b" else ""
         console.print(
             f"[bold]Note:[/bold] {cfg.model.name} has random weights: its answers are meaningless, so its accuracy "
-            "FAILs by construction. The job exercises the real loadgen, tokenizer, SUT, token accounting and "
-            "evaluation (MBXP programs included, in the sandbox)."
+            "FAILs by construction. The job exercises the real loadgen, tokenizer, SUT, token accounting, "
+            f"evaluation{sandbox}, TEST06 and packaging."
         )
     check = json.loads((tree / "submission_check.json").read_text())
     kinds = sorted({f["kind"] for f in check["findings"]})
