@@ -16,6 +16,7 @@ commands:
                checks an existing run directory or log
   package      build the submission tree from run directories (submission.runs=[...] or submission.pipeline_dir=)
   check        check a submission tree and report every problem: llmkit check TREE
+  calibrate    the benchmark's calibration set tokenized by the model's tokenizer (= python -m quantize calibrate)
   validate     compose every shipped config combination (or the one given) and report what is invalid
   sample-data  write the sample dataset in the official schema: llmkit sample-data BENCHMARK OUT.{pkl,parquet,jsonl}
   bench        benchmarks that print their figures: llmkit bench harness | hf | evaluation
@@ -31,6 +32,8 @@ def _command(name: str):
         from llmkit.cli.pipeline import main
     elif name in ("evaluate", "test06", "package", "check"):
         main = _evaluation_command
+    elif name == "calibrate":
+        main = _calibrate
     elif name == "validate":
         from llmkit.cli.validate import main
     elif name == "sample-data":
@@ -52,6 +55,13 @@ def _evaluation_command() -> None:
     if name in ("evaluate", "verify-test06"):
         args = [_path_override(a, "evaluation.run_dir") for a in args]
     sys.argv = [sys.argv[0], "accuracy" if name == "evaluate" else name, *args]
+    main()
+
+
+def _calibrate() -> None:
+    from quantize.__main__ import main
+
+    sys.argv = [sys.argv[0], "calibrate", *sys.argv[1:]]
     main()
 
 
@@ -88,7 +98,8 @@ def main() -> None:
     if command is None:
         from llmkit.errors import did_you_mean
 
-        choices = ("run", "pipeline", "evaluate", "test06", "package", "check", "validate", "sample-data", "bench")
+        choices = ("run", "pipeline", "evaluate", "test06", "package", "check", "calibrate", "validate", "sample-data",
+                   "bench")
         sys.stderr.write(f"llmkit: error: unknown command '{name}'{did_you_mean(name, choices)}; see llmkit --help\n")
         raise SystemExit(2)
     sys.argv = [f"llmkit {name}", *sys.argv[2:]]

@@ -178,6 +178,19 @@ class EvaluationConfig:
     max_file_mb: int = 16
 
 
+@dataclass
+class CalibrationConfig:
+    """The calibration set (`llmkit calibrate`): the benchmark's calibration rows, tokenized by the model's tokenizer."""
+
+    # Use the first N rows; None uses all (mixtral's file has ~1000, llama3.1-405b's 512).
+    num_samples: Optional[int] = None
+    batch_size: int = 8
+    # Truncate prompts to this many tokens; None uses the benchmark's max input length.
+    max_length: Optional[int] = None
+    # Rebuild even when an artifact with the same inputs exists (the old one is kept beside it).
+    force: bool = False
+
+
 class SubmissionLayout(str, Enum):
     v6_0 = "v6.0"  # results/<system>/<benchmark>/<scenario>/{performance,accuracy,TEST06}, src/
     v5_1 = "v5.1"  # compliance/ and measurements/ as separate top-level trees, code/
@@ -209,6 +222,7 @@ class RunConfig:
     loadgen: LoadgenConfig = field(default_factory=LoadgenConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     submission: SubmissionConfig = field(default_factory=SubmissionConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     mode: Mode = Mode.performance
     # The run directory; default runs/<benchmark>/<system>/<scenario>/<run-id>. An existing run is never overwritten.
     output_dir: Optional[str] = None

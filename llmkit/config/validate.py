@@ -54,6 +54,7 @@ def check(cfg: RunConfig) -> list[Finding]:
     _check_system_and_backend(cfg, error, warning)
     _check_loadgen(cfg, benchmark, error, warning)
     _check_evaluation(cfg, error)
+    _check_calibration(cfg, error)
     return findings
 
 
@@ -127,6 +128,16 @@ def _check_loadgen(cfg: RunConfig, benchmark: Benchmark, error, warning) -> None
         error(f"loadgen.compliance_test={loadgen.compliance_test.value} runs in performance mode; drop mode=accuracy")
     if cfg.scenario.name is Scenario.Offline and cfg.scenario.target_qps > 1e6:
         warning("scenario.target_qps above 1e6 in Offline makes loadgen issue a huge number of samples")
+
+
+def _check_calibration(cfg: RunConfig, error) -> None:
+    calibration = cfg.calibration
+    for name in ("num_samples", "max_length"):
+        value = getattr(calibration, name)
+        if value is not None and value < 1:
+            error(f"calibration.{name} must be at least 1, got {value}")
+    if calibration.batch_size < 1:
+        error(f"calibration.batch_size must be at least 1, got {calibration.batch_size}")
 
 
 def _check_evaluation(cfg: RunConfig, error) -> None:

@@ -148,11 +148,11 @@ def validate_frame(frame: pd.DataFrame, benchmark: Benchmark, split: DatasetSpli
     return Dataset(benchmark, split, source, frame, prompts, stops)
 
 
-def tokenize_inputs(texts, benchmark: Benchmark, source: str) -> list[list[int]]:
-    """Token ids of prompt texts with the benchmark's tokenizer; a leading BOS text becomes the BOS id."""
+def tokenize_inputs(texts, benchmark: Benchmark, source: str, tokenizer=None) -> list[list[int]]:
+    """Token ids of prompt texts (default: the benchmark's tokenizer); a leading BOS text becomes the BOS id."""
     from llmkit.tokenizers import bundled_tokenizer_file, load_tokenizer
 
-    tokenizer = load_tokenizer(bundled_tokenizer_file(benchmark.tokenizer))
+    tokenizer = tokenizer or load_tokenizer(bundled_tokenizer_file(benchmark.tokenizer))
     ids = []
     for index, text in enumerate(texts):
         if not isinstance(text, str) or not text:
@@ -161,7 +161,7 @@ def tokenize_inputs(texts, benchmark: Benchmark, source: str) -> list[list[int]]
             ids.append(tokenizer.encode(text.removeprefix("<s>").lstrip(), bos=True))
         else:
             encoded = tokenizer.encode(text)
-            ids.append(encoded if encoded[:1] == [benchmark.bos_id] else [benchmark.bos_id, *encoded])
+            ids.append(encoded if encoded[:1] == [tokenizer.bos_id] else [tokenizer.bos_id, *encoded])
     return ids
 
 

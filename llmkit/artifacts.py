@@ -1,0 +1,86 @@
+"""Content-keyed artifacts: a directory per key of everything that determines it, with a manifest.json.
+
+A stage builds into a staging directory that is renamed into place when complete, so a half-built artifact is never
+trusted; an artifact whose key exists is reused unless forced; forcing keeps the previous one beside it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+from llmkit.errors import UserError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+VERSIONED_PACKAGES = ("llmkit", "torch", "transformers", "tokenizers", "sentencepiece", "tiktoken")
+
+
+def content_key(inputs: dict) -> str:
+    """A short stable hash of the inputs (JSON with sorted keys)."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def read_manifest(directory: Path) -> dict:
+    path = directory / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{directory} has no {MANIFEST}, so it is not a finished llmkit artifact") from None
+    except json.JSONDecodeError:
+        raise UserError(f"{path} is damaged (not JSON); rebuild the artifact with force=true") from None
+
+
+def build_or_reuse(root: Path, kind: str, inputs: dict, build: Callable[[Path], dict], force: bool = False) -> Path:
+    """The artifact for `inputs` under root/kind/<key>, built by `build(staging_dir) -> manifest facts` if needed."""
+    key = content_key(inputs)
+    final = root / kind / key
+    if final.is_dir() and not force:
+        manifest = read_manifest(final)
+        if manifest.get("inputs") == json.loads(json.dumps(inputs, default=str)):
+            log.info("reusing %s artifact %s", kind, final)
+            return final
+        raise UserError(f"{final} holds another {kind} artifact under the same key; remove it or pass force=true")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}.staging-", dir=final.parent))
+    started = time.perf_counter()
+    try:
+        facts = build(staging)
+        manifest = {"kind": kind, "key": key, "inputs": inputs, "versions": versions(),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "build_seconds": round(time.perf_counter() - started, 3), **facts}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        if final.exists():  # forced: the previous artifact is kept, never overwritten
+            os.rename(final, final.with_name(f"{key}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"))
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("built %s artifact %s", kind, final)
+    return final

@@ -1,0 +1,92 @@
+"""`llmkit calibrate` (= `python -m quantize calibrate`): the benchmark's calibration set, tokenized and batched.
+
+The rows come from the official calibration file (dataset=official dataset.path=...), or from the sample
+generator's calibration split. Every prompt is tokenized with the model's own tokenizer, truncated to the
+benchmark's max input length, and stored as an artifact keyed by everything that determines it, under
+artifacts/calibration/<key>/ (calibration.npz + manifest.json), reused unless forced.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from llmkit.artifacts import build_or_reuse, file_sha256
+from llmkit.benchmarks import Benchmark, TokenizerKind, get_benchmark
+from llmkit.config.schema import DatasetSource, DatasetSplit, RunConfig
+from llmkit.data.datasets import load_dataset, tokenize_inputs
+from llmkit.errors import UserError
+from llmkit.models.checkpoint import resolve_checkpoint
+from llmkit.tokenizers import detect_tokenizer_file, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_FILE = "calibration.npz"
+# Prompt templates that give a dataset of the other benchmark away, when it carries text only.
+FOREIGN_TEMPLATES = {TokenizerKind.SENTENCEPIECE: "<|start_header_id|>", TokenizerKind.TIKTOKEN: "[INST]"}
+
+
+def _check_benchmark(texts: list[str], benchmark: Benchmark, source: str) -> None:
+    marker = FOREIGN_TEMPLATES[benchmark.tokenizer]
+    foreign = sum(marker in text for text in texts)
+    if foreign > len(texts) // 2:
+        raise UserError(f"{source} uses the other benchmark's prompt template ({marker!r}); it is not a "
+                        f"{benchmark.name} calibration set")
+
+
+def _source_fingerprint(cfg: RunConfig, texts: list[str]) -> str:
+    if cfg.dataset.source is DatasetSource.file:
+        return f"file sha256 {file_sha256(Path(cfg.dataset.path))}"
+    return "sample sha256 " + hashlib.sha256("\x00".join(texts).encode()).hexdigest()
+
+
+def calibrate(cfg: RunConfig) -> Path:
+    benchmark = get_benchmark(cfg.benchmark.name)
+    dataset_cfg = replace(cfg.dataset, split=DatasetSplit.calibration)
+    dataset = load_dataset(dataset_cfg, benchmark)
+    texts = [str(t) for t in dataset.frame["input"]]
+    _check_benchmark(texts, benchmark, dataset.source)
+    settings = cfg.calibration
+    count = min(settings.num_samples or len(texts), len(texts))
+    max_length = settings.max_length or benchmark.max_input_len
+    checkpoint = resolve_checkpoint(cfg.model, benchmark)
+    tokenizer_file = detect_tokenizer_file(checkpoint.path)
+    inputs = {
+        "benchmark": benchmark.name, "dataset": _source_fingerprint(cfg, texts),
+        "tokenizer": f"{tokenizer_file.kind.value} sha256 {file_sha256(tokenizer_file.path)}",
+        "num_samples": count, "max_length": max_length, "batch_size": settings.batch_size,
+    }
+
+    def build(directory: Path) -> dict:
+        tokenizer = load_tokenizer(tokenizer_file)
+        chosen = texts[:count]
+        ids = [row[:max_length] for row in tqdm(
+            (tokenize_inputs([t], benchmark, dataset.source, tokenizer)[0] for t in chosen), total=count,
+            desc="tokenizing the calibration set", unit="prompt")]
+        lengths = np.array([len(row) for row in ids], dtype=np.int32)
+        input_ids = np.zeros((count, int(lengths.max())), dtype=np.int32)
+        for row, values in enumerate(ids):
+            input_ids[row, : len(values)] = values
+        np.savez(directory / CALIBRATION_FILE, input_ids=input_ids, lengths=lengths)
+        return {
+            "source": dataset.source, "samples": count, "batches": -(-count // settings.batch_size), "truncated": int((lengths == max_length).sum()),
+            "tokens": int(lengths.sum()), "mean_length": round(float(lengths.mean()), 1),
+            "max_length_seen": int(lengths.max()), "calibration_sha256": file_sha256(directory / CALIBRATION_FILE),
+        }
+
+    path = build_or_reuse(Path(cfg.artifacts_root), "calibration", inputs, build, force=settings.force)
+    log.info("calibration set: %s (%d prompts of %s)", path, count, benchmark.name)
+    return path
+
+
+def load_calibration(directory: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids [N, L] int32 right-padded, lengths [N]) of a calibration artifact."""
+    path = directory / CALIBRATION_FILE
+    if not path.is_file():
+        raise UserError(f"{directory} has no {CALIBRATION_FILE}; build it with llmkit calibrate")
+    with np.load(path) as data:
+        return data["input_ids"], data["lengths"]
