@@ -10,10 +10,9 @@ USAGE = """usage: llmkit <command> [hydra overrides...]
 
 commands:
   run          one loadgen run of the SUT            (= python -m sut ...; mpirun -n N llmkit run ...)
-  pipeline     the main job: Offline and Server performance runs, an accuracy run and its evaluation
+  pipeline     the main job: per scenario performance, evaluated accuracy and TEST06 runs; a checked submission tree
   evaluate     score a run's accuracy log: llmkit evaluate RUN_DIR [overrides] (= python -m evaluation accuracy)
-  test06       compliance TEST06: a run with its audit.config, then the verification; llmkit test06 verify PATH
-               checks an existing run directory or log
+  test06       compliance TEST06: a run with its audit.config, then the verification (test06 verify PATH: existing)
   package      build the submission tree from run directories (submission.runs=[...] or submission.pipeline_dir=)
   check        check a submission tree and report every problem: llmkit check TREE
   calibrate    the benchmark's calibration set tokenized by the model's tokenizer (= python -m quantize calibrate)
@@ -23,6 +22,9 @@ commands:
 
 overrides select and change config groups, e.g.: benchmark=llama3.1-405b model=tiny-llama3 scenario=server
 """
+
+
+COMMANDS = ("run", "pipeline", "evaluate", "test06", "package", "check", "calibrate", "validate", "sample-data", "bench")
 
 
 def _command(name: str):
@@ -98,8 +100,7 @@ def main() -> None:
     if command is None:
         from llmkit.errors import did_you_mean
 
-        choices = ("run", "pipeline", "evaluate", "test06", "package", "check", "calibrate", "validate", "sample-data",
-                   "bench")
+        choices = COMMANDS
         sys.stderr.write(f"llmkit: error: unknown command '{name}'{did_you_mean(name, choices)}; see llmkit --help\n")
         raise SystemExit(2)
     sys.argv = [f"llmkit {name}", *sys.argv[2:]]
