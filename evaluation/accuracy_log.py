@@ -1,13 +1,13 @@
 """Read loadgen's mlperf_log_accuracy.json: validate every entry, dedupe by qsl_idx, decode int32 token ids."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from llmkit.artifacts import file_sha256
 from llmkit.errors import UserError
 
 
@@ -23,14 +23,6 @@ class AccuracyLog:
     sha256: str
     entries: int  # every entry, duplicates included
     answers: list[LoggedAnswer]  # the first answer per qsl_idx, in log order
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _decode_payload(entry: dict, number: int, path: Path) -> np.ndarray:
@@ -94,4 +86,4 @@ def read_accuracy_log(path: Path, dataset_size: int, vocab_size: int) -> Accurac
                 f"{path}: qsl_idx {answer.qsl_idx} has token id {int(answer.ids.max())} outside the vocabulary "
                 f"({vocab_size}); the log is from another model or is not int32"
             )
-    return AccuracyLog(path, sha256_of(path), len(entries), answers)
+    return AccuracyLog(path, file_sha256(path), len(entries), answers)

@@ -122,14 +122,12 @@ def verify_run(run_dir: Path) -> Test06Result:
 
 def run_test06(cfg: RunConfig) -> Path:
     """`llmkit test06 <overrides>`: a performance run with TEST06's audit.config, then its verification."""
-    from hydra.core.hydra_config import HydraConfig
-
+    from llmkit.config.app import task_overrides
     from llmkit.rundir import default_run_dir
 
     run_dir = Path(cfg.output_dir) if cfg.output_dir else default_run_dir(
         cfg.runs_root, cfg.benchmark.name, cfg.system.name, cfg.scenario.name.value, "test06")
-    own = {"mode", "loadgen.compliance_test", "output_dir"}
-    user = [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in own]
+    user = task_overrides({"mode", "loadgen.compliance_test", "output_dir"})
     step = subprocess.run([sys.executable, "-m", "sut", *user, "mode=performance", "loadgen.compliance_test=TEST06",
                            f"output_dir={run_dir}"])
     if step.returncode != 0:

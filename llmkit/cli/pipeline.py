@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from llmkit.benchmarks import Scenario
-from llmkit.config.app import hydra_app
+from llmkit.config.app import hydra_app, task_overrides
 from llmkit.config.schema import Mode, RunConfig
 from llmkit.errors import UserError
 from llmkit.rundir import refuse_existing_run
@@ -22,14 +22,6 @@ from llmkit.rundir import refuse_existing_run
 log = logging.getLogger(__name__)
 
 SCENARIOS = (Scenario.Offline, Scenario.Server)
-
-
-def _user_overrides() -> list[str]:
-    """The user's overrides, less the keys each step sets itself."""
-    from hydra.core.hydra_config import HydraConfig
-
-    own = {"scenario", "mode", "output_dir", "evaluation.run_dir", "submission.pipeline_dir", "submission.output_dir"}
-    return [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in own]
 
 
 def _run_step(name: str, command: list[str]) -> None:
@@ -46,7 +38,8 @@ def run_pipeline(cfg: RunConfig) -> Path:
     )
     refuse_existing_run(root)
     summary = []
-    user = _user_overrides()
+    user = task_overrides({"scenario", "mode", "output_dir", "evaluation.run_dir", "submission.pipeline_dir",
+                           "submission.output_dir"})
     for scenario in SCENARIOS:
         name = scenario.value.lower()
         performance, accuracy, test06 = (root / f"{name}-{kind}" for kind in ("performance", "accuracy", "test06"))

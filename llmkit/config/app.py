@@ -29,6 +29,13 @@ def _overrides(argv: list[str]) -> list[str]:
     return overrides
 
 
+def task_overrides(excluding: set[str]) -> list[str]:
+    """The current Hydra job's own overrides, less those whose key is in `excluding` (a step sets them itself)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in excluding]
+
+
 def hydra_app(task: Callable[[RunConfig], object], *, validate: Callable[[RunConfig], object] = require_valid):
     """Return a `main()` that composes conf/, validates the RunConfig and calls `task` once per job."""
 
