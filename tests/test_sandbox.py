@@ -189,3 +189,23 @@ def test_a_failing_worker_never_hangs_the_evaluation(monkeypatch):
     problems = [("python", "crash", "def crash(): pass", PYTHON_TEST), ("python", "fine", "def fine(): pass", PYTHON_TEST)]
     results = run_problems(problems, Limits(timeout_s=5), workers=2, progress=False)
     assert [(r.status, r.passed) for r in results] == [("error", False), ("passed", True)]
+
+
+def test_packages_in_a_private_directory_still_reach_the_sandbox(tmp_path, monkeypatch):
+    """A checkout under a directory only its owner can enter (mktemp -d, /root) must still evaluate TypeScript."""
+    import shutil as sh
+
+    import evaluation.mbxp.runner as runner
+    from evaluation.mbxp.languages import node_modules_dir
+    from llmkit.data.sample_content import MBXP
+
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    sh.copytree(node_modules_dir(), private / "node_modules", symlinks=True)
+    monkeypatch.setattr(runner, "node_modules_dir", lambda: private / "node_modules")
+    typescript = next(r for r in MBXP if r.language == "typescript")
+    lodash = "const _ = require('lodash');\nif (_.sum([1, 2]) !== 3) { throw new Error('lodash'); }\n"
+    problems = [("typescript", typescript.entry_point, typescript.solution, typescript.test),
+                ("javascript", "uses_lodash", lodash, "")]
+    results = run_problems(problems, Limits(timeout_s=10), workers=1, progress=False)
+    assert [r.passed for r in results] == [True, True], results

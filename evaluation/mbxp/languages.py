@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from evaluation.mbxp.sandbox import SANDBOX_PATH
+
 LANGUAGES = ("cpp", "python", "php", "javascript", "ruby", "typescript")
 
 
@@ -54,7 +56,8 @@ def tsc_command() -> tuple[str, ...] | None:
     return None
 
 
-def build_program(language: str, solution: str, test: str, entry_point: str) -> Program:
+def build_program(language: str, solution: str, test: str, entry_point: str,
+                  tsc: tuple[str, ...] | None = None) -> Program:
     if language == "python":
         return Program("program.py", f"{solution}\n{test}\ncheck({entry_point})", None, ("python3", "program.py"))
     if language == "javascript":
@@ -67,7 +70,7 @@ def build_program(language: str, solution: str, test: str, entry_point: str) -> 
         return Program("program.cpp", solution + test, ("g++", "program.cpp", "-o", "program_cpp"), ("./program_cpp",),
                        compiled_output="program_cpp")
     if language == "typescript":
-        tsc = tsc_command() or ("tsc",)
+        tsc = tsc or tsc_command() or ("tsc",)
         return Program("program.ts", solution + test, (*tsc, "program.ts", "--target", "es5", "--lib", "es2016"),
                        ("node", "program.js"), compiled_output="program.js")
     raise ValueError(f"unknown MBXP language {language}")
@@ -77,7 +80,7 @@ def missing_runtime(language: str) -> str | None:
     """Why `language` cannot be evaluated on this machine, or None when it can."""
     needed = {"python": "python3", "javascript": "node", "php": "php", "ruby": "ruby", "cpp": "g++",
               "typescript": "node"}[language]
-    if shutil.which(needed) is None:
+    if shutil.which(needed, path=SANDBOX_PATH) is None:
         return f"{needed} is not installed (make test/run installs it from Debian)"
     if language == "typescript" and tsc_command() is None:
         return "TypeScript 5 is not installed (make installs typescript@5 from npm; tsc 6+ lacks --target es5)"

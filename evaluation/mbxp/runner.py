@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from evaluation.mbxp.languages import LANGUAGES, build_program, extract_solution, missing_runtime
+from evaluation.mbxp.languages import LANGUAGES, build_program, extract_solution, missing_runtime, node_modules_dir
 from evaluation.mbxp.sandbox import Limits, Sandbox, reaping_orphans, sandbox_unavailable
 from evaluation.metrics import Prediction, Scores
 from llmkit.config.schema import EvaluationConfig
@@ -35,9 +35,31 @@ def limits_of(config: EvaluationConfig) -> Limits:
                   config.max_file_mb)
 
 
+def staged_tsc(sandbox: Sandbox) -> tuple[str, ...] | None:
+    """TypeScript from the staged packages, which the slot uids can read."""
+    compiler = sandbox.node_modules / "typescript" / "bin" / "tsc" if sandbox.node_modules else None
+    return ("node", str(compiler)) if compiler is not None and compiler.is_file() else None
+
+
+def stage_node_modules(root: Path) -> Path | None:
+    """A world-readable copy of the pinned TypeScript and lodash under the sandboxes' root, or None if absent."""
+    source = node_modules_dir()
+    if not source.is_dir():
+        return None
+    target = root / "node_modules"
+    shutil.copytree(source, target, symlinks=True)
+    for directory, _, files in os.walk(target):
+        os.chmod(directory, 0o755)
+        for name in files:
+            path = Path(directory) / name
+            if not path.is_symlink():
+                os.chmod(path, path.stat().st_mode | 0o444)
+    return target
+
+
 def run_problem(sandbox: Sandbox, language: str, entry_point: str, answer: str, test: str) -> ProblemResult:
     key = f"{language}_{entry_point}"
-    program = build_program(language, extract_solution(answer, language), test, entry_point)
+    program = build_program(language, extract_solution(answer, language), test, entry_point, staged_tsc(sandbox))
     workdir = sandbox.workdir()
     try:
         (workdir / program.source_name).write_text(program.source, encoding="utf-8")
@@ -63,9 +85,10 @@ def run_problems(problems: list[tuple[str, str, str, str]], limits: Limits, work
     """Run (language, entry_point, answer, test) problems on `workers` sandbox slots."""
     root = Path(tempfile.mkdtemp(prefix="llmkit-mbxp-"))
     os.chmod(root, 0o711)  # slot uids may traverse to their own work directories, not list them
+    node_modules = stage_node_modules(root)
     slots: queue.Queue[Sandbox] = queue.Queue()
     for slot in range(workers):
-        slots.put(Sandbox(slot, limits, root))
+        slots.put(Sandbox(slot, limits, root, node_modules))
 
     def one(problem: tuple[str, str, str, str]) -> ProblemResult:
         language, entry_point = problem[0], problem[1]

@@ -15,13 +15,14 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 SLOT_UID_BASE = 61000
+# Programs see the system's runtimes only (a caller's PATH may hold directories the slot uids cannot read).
+SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 OUTPUT_TAIL_BYTES = 2000
 
 
@@ -49,11 +50,16 @@ def sandbox_unavailable() -> str | None:
 
 
 class Sandbox:
-    """One worker slot: its own uid (as root) and work directories under `root`."""
+    """One worker slot: its own uid (as root) and work directories under `root`.
 
-    def __init__(self, slot: int, limits: Limits, root: Path):
+    `node_modules` (JavaScript packages the programs may require) must lie where the slot uids can read it: the
+    runner stages a copy under `root`, since the virtual environment may sit in a directory only its owner can enter.
+    """
+
+    def __init__(self, slot: int, limits: Limits, root: Path, node_modules: Path | None = None):
         self.limits = limits
         self.root = root
+        self.node_modules = node_modules
         self.uid = SLOT_UID_BASE + slot if os.geteuid() == 0 else None
 
     def workdir(self) -> Path:
@@ -81,15 +87,15 @@ class Sandbox:
         return apply
 
     def run(self, argv: tuple[str, ...], workdir: Path, timeout: float) -> Execution:
-        # The environment (TypeScript, lodash) is bound again after the private /tmp in case it lives under /tmp.
-        environment = str(Path(sys.prefix).resolve())
+        # The private /tmp hides everything under the host's /tmp: the staged packages are bound again after it.
+        packages = ["--ro-bind", str(self.node_modules), str(self.node_modules)] if self.node_modules else []
         command = [
-            "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--ro-bind", environment, environment, "--bind", str(workdir), str(workdir), "--unshare-all",
-            "--die-with-parent", "--new-session", "--chdir", str(workdir), *argv,
+            "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", *packages,
+            "--bind", str(workdir), str(workdir), "--unshare-all", "--die-with-parent", "--new-session",
+            "--chdir", str(workdir), *argv,
         ]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), "TMPDIR": str(workdir),
-               "LANG": "C.UTF-8", "NODE_PATH": str(_node_path())}
+        env = {"PATH": SANDBOX_PATH, "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8",
+               "NODE_PATH": str(self.node_modules or "")}
         log_path = workdir.parent / f"{workdir.name}.out"
         with log_path.open("wb") as log:
             process = subprocess.Popen(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log,
@@ -126,12 +132,6 @@ class Sandbox:
 
     def cleanup(self, workdir: Path) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _node_path() -> Path:
-    from evaluation.mbxp.languages import node_modules_dir
-
-    return node_modules_dir()
 
 
 def _signal(pid: int) -> None:
