@@ -21,7 +21,7 @@ from llmkit.errors import UserError
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-VERSIONED_PACKAGES = ("llmkit", "torch", "transformers", "tokenizers", "sentencepiece", "tiktoken")
+VERSIONED_PACKAGES = ("llmkit", "torch", "transformers", "tokenizers", "sentencepiece", "tiktoken", "nvidia-modelopt")
 
 
 def content_key(inputs: dict) -> str:
@@ -34,6 +34,27 @@ def file_sha256(path: Path) -> str:
     with path.open("rb") as f:
         while block := f.read(1 << 22):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def files_fingerprint(files: list[Path], memo: Path) -> str:
+    """sha256 over the files' names and contents. A file's digest is remembered in `memo` by its path, size and
+    modification time, so a checkpoint of hundreds of GB is read once, not on every run."""
+    try:
+        known = json.loads(memo.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        known = {}
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        stat = path.stat()
+        stamp = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        if stamp not in known:
+            known[stamp] = file_sha256(path)
+        digest.update(f"{path.name}:{known[stamp]}\n".encode())
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    staged = memo.with_name(f".{memo.name}.{os.getpid()}")
+    staged.write_text(json.dumps(known, indent=0))
+    os.replace(staged, memo)
     return digest.hexdigest()
 
 
@@ -57,6 +78,16 @@ def read_manifest(directory: Path) -> dict:
         raise UserError(f"{path} is damaged (not JSON); rebuild the artifact with force=true") from None
 
 
+def _readable(tree: Path) -> None:
+    """Give a staged artifact the umask's permissions (mkdtemp and some writers make them owner-only), so another
+    user, such as a container's, can read it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [tree, *tree.rglob("*")]:
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 def build_or_reuse(root: Path, kind: str, inputs: dict, build: Callable[[Path], dict], force: bool = False) -> Path:
     """The artifact for `inputs` under root/kind/<key>, built by `build(staging_dir) -> manifest facts` if needed."""
     key = content_key(inputs)
@@ -76,6 +107,7 @@ def build_or_reuse(root: Path, kind: str, inputs: dict, build: Callable[[Path], 
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     "build_seconds": round(time.perf_counter() - started, 3), **facts}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        _readable(staging)
         if final.exists():  # forced: the previous artifact is kept, never overwritten
             os.rename(final, final.with_name(f"{key}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"))
         os.rename(staging, final)

@@ -1,20 +1,22 @@
-"""`python -m quantize calibrate <overrides>`: the quantization stage's commands (quantization itself: issue #6)."""
+"""`python -m quantize <overrides>` quantizes (precision=...); `python -m quantize calibrate <overrides>` builds the
+calibration set alone."""
 from __future__ import annotations
 
 import sys
-
-COMMANDS = ("calibrate",)
+from functools import partial
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
-        sys.stderr.write(f"usage: python -m quantize {{{','.join(COMMANDS)}}} <overrides>\n")
-        raise SystemExit(2)
-    sys.argv.pop(1)
     from llmkit.config.app import hydra_app
-    from quantize.calibrate import calibrate
+    from llmkit.config.validate import require_valid
 
-    hydra_app(calibrate)()
+    if len(sys.argv) > 1 and sys.argv[1] == "calibrate":
+        sys.argv.pop(1)
+        from quantize.calibrate import calibrate as task
+    else:
+        from quantize.stage import quantize as task
+    # The quantize stage runs no loadgen and no backend: their checks do not apply.
+    hydra_app(task, validate=partial(require_valid, serving=False))()
 
 
 if __name__ == "__main__":

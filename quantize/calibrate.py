@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from llmkit.artifacts import build_or_reuse, file_sha256
+from llmkit.artifacts import build_or_reuse, file_sha256, read_manifest
 from llmkit.benchmarks import Benchmark, TokenizerKind, get_benchmark
 from llmkit.config.schema import DatasetSource, DatasetSplit, RunConfig
 from llmkit.data.datasets import load_dataset, tokenize_inputs
@@ -44,6 +44,27 @@ def _source_fingerprint(cfg: RunConfig, texts: list[str]) -> str:
     return "sample sha256 " + hashlib.sha256("\x00".join(texts).encode()).hexdigest()
 
 
+def tokenizer_fingerprint(checkpoint: Path) -> str:
+    tokenizer_file = detect_tokenizer_file(checkpoint)
+    return f"{tokenizer_file.kind.value} sha256 {file_sha256(tokenizer_file.path)}"
+
+
+def check_calibration_set(directory: Path, benchmark: Benchmark, checkpoint: Path) -> dict:
+    """The manifest of a calibration artifact given by path, refused when it belongs to another benchmark or model."""
+    manifest = read_manifest(directory)
+    inputs = manifest.get("inputs") or {}
+    if manifest.get("kind") != "calibration":
+        raise UserError(f"{directory} is a {manifest.get('kind')} artifact, not a calibration set; point "
+                        "quantize.calibration_dir at one llmkit calibrate wrote")
+    if inputs.get("benchmark") != benchmark.name:
+        raise UserError(f"calibration set {directory} was built for {inputs.get('benchmark')}, not {benchmark.name}; "
+                        f"build one with llmkit calibrate benchmark={benchmark.name}")
+    if inputs.get("tokenizer") != tokenizer_fingerprint(checkpoint):
+        raise UserError(f"calibration set {directory} was tokenized with another tokenizer than {checkpoint}'s; "
+                        "rebuild it with llmkit calibrate for this model")
+    return manifest
+
+
 def calibrate(cfg: RunConfig) -> Path:
     benchmark = get_benchmark(cfg.benchmark.name)
     dataset_cfg = replace(cfg.dataset, split=DatasetSplit.calibration)
@@ -57,7 +78,7 @@ def calibrate(cfg: RunConfig) -> Path:
     tokenizer_file = detect_tokenizer_file(checkpoint.path)
     inputs = {
         "benchmark": benchmark.name, "dataset": _source_fingerprint(cfg, texts),
-        "tokenizer": f"{tokenizer_file.kind.value} sha256 {file_sha256(tokenizer_file.path)}",
+        "tokenizer": tokenizer_fingerprint(checkpoint.path),
         "num_samples": count, "max_length": max_length, "batch_size": settings.batch_size,
     }
 

@@ -16,6 +16,8 @@ commands:
   package      build the submission tree from run directories (submission.runs=[...] or submission.pipeline_dir=)
   check        check a submission tree and report every problem: llmkit check TREE
   calibrate    the benchmark's calibration set tokenized by the model's tokenizer (= python -m quantize calibrate)
+  quantize     modelopt PTQ (precision=fp8|int8_sq|w4a8_awq|nvfp4|autoquant|bf16) exported as a TensorRT-LLM
+               checkpoint sharded for system.tp x system.pp (= python -m quantize; sweep with -m precision=a,b)
   validate     compose every shipped config combination (or the one given) and report what is invalid
   sample-data  write the sample dataset in the official schema: llmkit sample-data BENCHMARK OUT.{pkl,parquet,jsonl}
   bench        benchmarks that print their figures: llmkit bench harness | hf | evaluation
@@ -24,7 +26,8 @@ overrides select and change config groups, e.g.: benchmark=llama3.1-405b model=t
 """
 
 
-COMMANDS = ("run", "pipeline", "evaluate", "test06", "package", "check", "calibrate", "validate", "sample-data", "bench")
+COMMANDS = ("run", "pipeline", "evaluate", "test06", "package", "check", "calibrate", "quantize", "validate", "sample-data",
+            "bench")
 
 
 def _command(name: str):
@@ -36,6 +39,8 @@ def _command(name: str):
         main = _evaluation_command
     elif name == "calibrate":
         main = _calibrate
+    elif name == "quantize":
+        from quantize.__main__ import main
     elif name == "validate":
         from llmkit.cli.validate import main
     elif name == "sample-data":

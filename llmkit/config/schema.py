@@ -191,6 +191,65 @@ class CalibrationConfig:
     force: bool = False
 
 
+class PrecisionName(str, Enum):
+    bf16 = "bf16"  # the checkpoint as it is (no quantization)
+    fp8 = "fp8"  # FP8 E4M3 weights and activations, per-tensor scales (Hopper and later)
+    int8_sq = "int8_sq"  # INT8 weights and activations after SmoothQuant
+    w4a8_awq = "w4a8_awq"  # INT4 weights in blocks (AWQ) with FP8 activations
+    nvfp4 = "nvfp4"  # NVFP4 weights and activations (Blackwell); calibration needs a CUDA GPU
+    autoquant = "autoquant"  # a per-layer search over formats under an effective-bits budget
+
+
+class KVCacheFormat(str, Enum):
+    none = "none"  # the KV cache keeps the activation dtype
+    fp8 = "fp8"  # FP8 E4M3 with per-layer K and V scales calibrated with the weights
+
+
+@dataclass
+class PrecisionConfig:
+    """A post-training quantization recipe (`llmkit quantize`); conf/precision/ holds one file per recipe."""
+
+    name: PrecisionName = MISSING
+    kv_cache: KVCacheFormat = KVCacheFormat.none
+    # w4a8_awq: INT4 weights share a scale per block of this many input channels (TensorRT-LLM: 64 or 128).
+    awq_block_size: int = 128
+    # autoquant: the mean bits per weight the search must meet, and the formats it may give a layer (besides
+    # leaving it unquantized).
+    effective_bits: Optional[float] = None
+    search_formats: list[PrecisionName] = field(default_factory=list)
+    # Modules left unquantized (fnmatch patterns over module names).
+    exclude: list[str] = field(default_factory=lambda: ["*lm_head*"])
+
+
+class QuantizeDevice(str, Enum):
+    auto = "auto"  # cuda when a GPU is visible, else cpu
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+@dataclass
+class QuantizeConfig:
+    """The quantization stage (`llmkit quantize`): modelopt PTQ, then the TP x PP-sharded TensorRT-LLM checkpoint."""
+
+    device: QuantizeDevice = QuantizeDevice.auto
+    # The dtype the checkpoint is loaded and calibrated in (the quality gate's baseline).
+    load_dtype: DType = DType.bfloat16
+    # The dtype of the TensorRT-LLM checkpoint's unquantized tensors.
+    export_dtype: DType = DType.float16
+    # Also write the unified Hugging Face checkpoint (hf/ beside the TensorRT-LLM shards).
+    export_hf: bool = False
+    # Use this calibration artifact (a directory llmkit calibrate wrote) instead of the config's calibration set.
+    calibration_dir: Optional[str] = None
+    # autoquant: batches of the calibration set that score each layer's formats.
+    score_batches: int = 16
+    # The quality gate: this many calibration prompts, teacher-forced through the fake-quantized model and the
+    # unquantized one; the gate fails when fewer next tokens agree than min_greedy_agreement.
+    gate_samples: int = 8
+    min_greedy_agreement: float = 0.9
+    # Rebuild even when a checkpoint with the same inputs exists (the old one is kept beside it).
+    force: bool = False
+
+
 class SubmissionLayout(str, Enum):
     v6_0 = "v6.0"  # results/<system>/<benchmark>/<scenario>/{performance,accuracy,TEST06}, src/
     v5_1 = "v5.1"  # compliance/ and measurements/ as separate top-level trees, code/
@@ -223,6 +282,8 @@ class RunConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     submission: SubmissionConfig = field(default_factory=SubmissionConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    precision: PrecisionConfig = field(default_factory=PrecisionConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     mode: Mode = Mode.performance
     # The run directory; default runs/<benchmark>/<system>/<scenario>/<run-id>. An existing run is never overwritten.
     output_dir: Optional[str] = None

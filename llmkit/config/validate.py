@@ -6,7 +6,15 @@ from dataclasses import dataclass
 from enum import Enum
 
 from llmkit.benchmarks import BENCHMARKS, Benchmark, Scenario, TokenizerKind
-from llmkit.config.schema import BackendName, DatasetSource, Mode, RunConfig, TinyArchitecture
+from llmkit.config.schema import (
+    BackendName,
+    DatasetSource,
+    KVCacheFormat,
+    Mode,
+    PrecisionName,
+    RunConfig,
+    TinyArchitecture,
+)
 from llmkit.errors import UserError, did_you_mean
 
 log = logging.getLogger(__name__)
@@ -26,7 +34,8 @@ class Finding:
 TINY_TOKENIZER = {TinyArchitecture.mixtral: TokenizerKind.SENTENCEPIECE, TinyArchitecture.llama3: TokenizerKind.TIKTOKEN}
 
 
-def check(cfg: RunConfig) -> list[Finding]:
+def check(cfg: RunConfig, serving: bool = True) -> list[Finding]:
+    """Every finding for the config; `serving=False` skips what only a loadgen run needs (the quantize stage)."""
     findings: list[Finding] = []
 
     def error(message: str) -> None:
@@ -51,10 +60,13 @@ def check(cfg: RunConfig) -> list[Finding]:
 
     _check_model(cfg, benchmark, error)
     _check_dataset(cfg, error, warning)
-    _check_system_and_backend(cfg, error, warning)
-    _check_loadgen(cfg, benchmark, error, warning)
+    _check_system(cfg, error)
+    if serving:
+        _check_backend(cfg, error, warning)
+        _check_loadgen(cfg, benchmark, error, warning)
     _check_evaluation(cfg, error)
     _check_calibration(cfg, error)
+    _check_precision(cfg, error, warning)
     return findings
 
 
@@ -81,13 +93,17 @@ def _check_dataset(cfg: RunConfig, error, warning) -> None:
             warning(f"dataset.max_samples={dataset.max_samples}: a subset run is not a compliant MLPerf result")
 
 
-def _check_system_and_backend(cfg: RunConfig, error, warning) -> None:
-    system, backend = cfg.system, cfg.backend
+def _check_system(cfg: RunConfig, error) -> None:
+    system = cfg.system
     for name in ("dp", "tp", "pp", "nodes"):
         if getattr(system, name) < 1:
             error(f"system.{name} must be at least 1, got {getattr(system, name)}")
     if system.device not in ("cpu", "cuda"):
         error(f"system.device must be cpu or cuda, got '{system.device}'")
+
+
+def _check_backend(cfg: RunConfig, error, warning) -> None:
+    system, backend = cfg.system, cfg.backend
     if backend.name is BackendName.hf and (system.tp != 1 or system.pp != 1):
         error(
             f"the hf backend runs one device per instance but system.tp={system.tp} system.pp={system.pp}; "
@@ -140,6 +156,36 @@ def _check_calibration(cfg: RunConfig, error) -> None:
         error(f"calibration.batch_size must be at least 1, got {calibration.batch_size}")
 
 
+SEARCHABLE_FORMATS = (PrecisionName.fp8, PrecisionName.int8_sq, PrecisionName.w4a8_awq, PrecisionName.nvfp4)
+AWQ_BLOCK_SIZES = (64, 128)
+
+
+def _check_precision(cfg: RunConfig, error, warning) -> None:
+    precision, quantize = cfg.precision, cfg.quantize
+    name = precision.name
+    if name is PrecisionName.autoquant:
+        if precision.effective_bits is None or not 0 < precision.effective_bits <= 16:
+            error(f"precision=autoquant needs precision.effective_bits between 0 and 16, got {precision.effective_bits}")
+        if not precision.search_formats:
+            error("precision=autoquant needs precision.search_formats, e.g. [fp8]")
+        for fmt in precision.search_formats:
+            if fmt not in SEARCHABLE_FORMATS:
+                error(f"precision.search_formats may hold {', '.join(f.value for f in SEARCHABLE_FORMATS)}, "
+                      f"not {fmt.value}")
+    elif precision.effective_bits is not None or precision.search_formats:
+        warning(f"precision.effective_bits and precision.search_formats have no effect with precision={name.value}")
+    uses_awq = name is PrecisionName.w4a8_awq or PrecisionName.w4a8_awq in precision.search_formats
+    if uses_awq and precision.awq_block_size not in AWQ_BLOCK_SIZES:
+        error(f"precision.awq_block_size must be one of {AWQ_BLOCK_SIZES} (TensorRT-LLM's INT4 block sizes), "
+              f"got {precision.awq_block_size}")
+    if name is PrecisionName.bf16 and precision.kv_cache is not KVCacheFormat.none:
+        error("precision=bf16 passes the checkpoint through, but an FP8 KV cache needs calibration; use precision=fp8")
+    if quantize.gate_samples < 1 or quantize.score_batches < 1:
+        error("quantize.gate_samples and quantize.score_batches must be at least 1")
+    if not 0 <= quantize.min_greedy_agreement <= 1:
+        error(f"quantize.min_greedy_agreement is a fraction between 0 and 1, got {quantize.min_greedy_agreement}")
+
+
 def _check_evaluation(cfg: RunConfig, error) -> None:
     evaluation = cfg.evaluation
     for name in ("workers", "max_processes", "memory_mb", "max_file_mb"):
@@ -150,9 +196,9 @@ def _check_evaluation(cfg: RunConfig, error) -> None:
             error(f"evaluation.{name} must be positive, got {getattr(evaluation, name)}")
 
 
-def require_valid(cfg: RunConfig) -> list[Finding]:
+def require_valid(cfg: RunConfig, serving: bool = True) -> list[Finding]:
     """Raise the first error as a UserError; log and return the warnings."""
-    findings = check(cfg)
+    findings = check(cfg, serving)
     errors = [f for f in findings if f.severity is Severity.error]
     if errors:
         raise UserError(errors[0].message)

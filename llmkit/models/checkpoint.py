@@ -19,7 +19,7 @@ class CheckpointInfo:
     vocab_size: int
 
 
-def inspect_checkpoint(path: Path, benchmark: Benchmark) -> CheckpointInfo:
+def read_config_json(path: Path) -> dict:
     config_file = path / "config.json"
     if not path.is_dir():
         raise UserError(f"checkpoint directory {path} does not exist; pass model.path= pointing at it")
@@ -29,6 +29,13 @@ def inspect_checkpoint(path: Path, benchmark: Benchmark) -> CheckpointInfo:
         config = json.loads(config_file.read_text())
     except json.JSONDecodeError as error:
         raise UserError(f"{config_file} is not valid JSON ({error}); restore the checkpoint's config.json") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{config_file} is not a JSON object; restore the checkpoint's config.json")
+    return config
+
+
+def inspect_checkpoint(path: Path, benchmark: Benchmark) -> CheckpointInfo:
+    config = read_config_json(path)
     architectures = config.get("architectures") or []
     architecture = next((a for a in architectures if a in SUPPORTED_ARCHITECTURES), None)
     if architecture is None:

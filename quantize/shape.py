@@ -1,0 +1,107 @@
+"""What a checkpoint's config.json says about its size and how it can be split, read before any weight is loaded.
+
+The quantize stage checks a recipe and a TP x PP topology against this shape (and sizes its memory preflight from
+it) so a bad choice stops in a second, not after an hour of calibration.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llmkit.config.schema import PrecisionConfig, PrecisionName
+from llmkit.errors import UserError
+from llmkit.models.checkpoint import CheckpointInfo, read_config_json
+
+MOE_ARCHITECTURES = ("MixtralForCausalLM",)
+# modelopt 0.47 exports these as TensorRT-LLM checkpoints with decoder_type="llama" (Mixtral is a Llama with MoE MLPs).
+DECODER_TYPE = {"LlamaForCausalLM": "llama", "MixtralForCausalLM": "llama"}
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    architecture: str
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    num_experts: int  # 0 for a dense model
+    tied_embeddings: bool
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @property
+    def parameters(self) -> int:
+        attention = self.hidden_size * self.head_dim * (2 * self.num_heads + 2 * self.num_kv_heads)
+        mlp = 3 * self.hidden_size * self.intermediate_size
+        if self.is_moe:
+            mlp = mlp * self.num_experts + self.hidden_size * self.num_experts  # experts + router
+        layer = attention + mlp + 2 * self.hidden_size
+        embeddings = self.vocab_size * self.hidden_size * (1 if self.tied_embeddings else 2)
+        return self.num_layers * layer + embeddings + self.hidden_size
+
+    @property
+    def linear_parameters(self) -> int:
+        """Weights of the layers' linear modules: what a recipe quantizes (embeddings and lm_head stay)."""
+        return self.parameters - self.vocab_size * self.hidden_size * (1 if self.tied_embeddings else 2)
+
+
+def read_shape(checkpoint: CheckpointInfo) -> ModelShape:
+    config = read_config_json(checkpoint.path)
+    try:
+        heads = int(config["num_attention_heads"])
+        hidden = int(config["hidden_size"])
+        return ModelShape(
+            architecture=checkpoint.architecture, vocab_size=int(config["vocab_size"]), hidden_size=hidden,
+            intermediate_size=int(config["intermediate_size"]), num_layers=int(config["num_hidden_layers"]),
+            num_heads=heads, num_kv_heads=int(config.get("num_key_value_heads") or heads),
+            head_dim=int(config.get("head_dim") or hidden // heads),
+            num_experts=int(config.get("num_local_experts") or 0),
+            tied_embeddings=bool(config.get("tie_word_embeddings", False)),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise UserError(f"{checkpoint.path}/config.json lacks a usable {error} field; restore the checkpoint's "
+                        "config.json") from None
+
+
+def check_topology(shape: ModelShape, tp: int, pp: int) -> None:
+    """TensorRT-LLM splits heads, KV heads and (expert) FFN widths over TP ranks and whole layers over PP ranks."""
+    where = f"system.tp={tp}"
+    if shape.num_heads % tp:
+        raise UserError(f"{where} does not divide the {shape.num_heads} attention heads; choose a tp that divides it")
+    if shape.num_kv_heads % tp and tp % shape.num_kv_heads:
+        raise UserError(f"{where} neither divides nor is a multiple of the {shape.num_kv_heads} KV heads; choose a "
+                        "tp that divides it")
+    if shape.intermediate_size % tp:
+        ffn = "each expert's FFN width" if shape.is_moe else "the FFN width"
+        raise UserError(f"{where} does not divide {ffn} ({shape.intermediate_size}); choose a tp that divides it")
+    if shape.num_layers % pp:
+        raise UserError(f"system.pp={pp} does not divide the {shape.num_layers} layers; choose a pp that divides it")
+
+
+def check_recipe(shape: ModelShape, precision: PrecisionConfig, tp: int) -> None:
+    formats = set(precision.search_formats) | {precision.name}
+    if PrecisionName.int8_sq in formats and shape.is_moe:
+        raise UserError(f"precision=int8_sq cannot quantize {shape.architecture}: modelopt 0.47 has no SmoothQuant "
+                        "export for MoE experts; use precision=fp8 or precision=autoquant")
+    if PrecisionName.w4a8_awq in formats:
+        block = precision.awq_block_size
+        widths = {"hidden size": shape.hidden_size, "FFN width": shape.intermediate_size,
+                  "attention width": shape.num_heads * shape.head_dim}
+        fix = "a smaller tp or awq_block_size=64" if block != 64 else "a smaller tp or another precision"
+        for what, width in widths.items():
+            if width % tp or (width // tp) % block:
+                raise UserError(f"w4a8_awq needs each TP rank's input width to be a multiple of "
+                                f"precision.awq_block_size={block}, but the {what} {width} / tp {tp} is not; use {fix}")
+
+
+def weight_bits(precision: PrecisionConfig) -> float:
+    """Bits per quantized linear weight as stored (scales included), for sizing memory."""
+    bits = {PrecisionName.bf16: 16.0, PrecisionName.fp8: 8.0, PrecisionName.int8_sq: 8.0,
+            PrecisionName.w4a8_awq: 4.0 + 32.0 / precision.awq_block_size, PrecisionName.nvfp4: 4.5}
+    if precision.name is PrecisionName.autoquant:
+        return float(precision.effective_bits or 16.0)
+    return bits[precision.name]

@@ -1,0 +1,181 @@
+"""`llmkit quantize` (= `python -m quantize`): a precision/ recipe applied with modelopt, exported as a TensorRT-LLM
+checkpoint sharded for system.tp x system.pp, under artifacts/checkpoints/<key>/ with a manifest.
+
+Every check that can fail on the inputs runs before anything is loaded or written; the checkpoint is staged and
+renamed into place only when the export and the quality gate are done.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from enum import Enum
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from llmkit.artifacts import MANIFEST, build_or_reuse, files_fingerprint, read_manifest
+from llmkit.benchmarks import get_benchmark
+from llmkit.config.schema import PrecisionName, QuantizeDevice, RunConfig
+from llmkit.errors import UserError
+from llmkit.models.checkpoint import resolve_checkpoint
+from quantize.calibrate import calibrate, check_calibration_set, load_calibration
+from quantize.export import HF_SUBDIR, TOKENIZER_SUBDIR, copy_tokenizer, export_hf, export_trtllm
+from quantize.preflight import preflight
+from quantize.shape import check_recipe, check_topology, read_shape
+
+log = logging.getLogger(__name__)
+
+ARTIFACT_KIND = "checkpoints"
+GATE_FAILED_EXIT_CODE = 1
+
+
+def _plain(value):
+    """A config dataclass as JSON-ready values (enums by value)."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value.value if isinstance(value, Enum) else value
+
+
+def resolve_device(requested: QuantizeDevice, precision: PrecisionName) -> str:
+    import torch
+
+    has_gpu = torch.cuda.is_available()
+    if requested is QuantizeDevice.cuda and not has_gpu:
+        raise UserError("quantize.device=cuda but no CUDA GPU is visible; use quantize.device=auto or cpu")
+    device = "cuda" if requested is QuantizeDevice.cuda or (requested is QuantizeDevice.auto and has_gpu) else "cpu"
+    if precision is PrecisionName.nvfp4 and device == "cpu":
+        raise UserError("precision=nvfp4 needs a CUDA GPU (modelopt computes NVFP4 scales only on the GPU) and "
+                        f"{'none is visible' if not has_gpu else 'quantize.device=cpu'}; run it on a GPU machine or "
+                        "choose precision=fp8")
+    return device
+
+
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode is RunMode.MULTIRUN
+
+
+def _weight_files(path: Path) -> list[Path]:
+    return [path / "config.json", *sorted(path.glob("*.safetensors")), *sorted(path.glob("*.bin"))]
+
+
+def quantize(cfg: RunConfig) -> Path:
+    benchmark = get_benchmark(cfg.benchmark.name)
+    settings, precision, system = cfg.quantize, cfg.precision, cfg.system
+    formats = {precision.name, *precision.search_formats}
+    checkpoint = resolve_checkpoint(cfg.model, benchmark)
+    shape = read_shape(checkpoint)
+    check_topology(shape, system.tp, system.pp)
+    check_recipe(shape, precision, system.tp)
+    device = resolve_device(settings.device, PrecisionName.nvfp4 if PrecisionName.nvfp4 in formats else precision.name)
+    passthrough = precision.name is PrecisionName.bf16
+    calibration_dir, calibration = None, {}
+    if settings.calibration_dir:
+        calibration_dir = Path(settings.calibration_dir)
+        calibration = check_calibration_set(calibration_dir, benchmark, checkpoint.path)
+    elif not passthrough:
+        calibration_dir = calibrate(cfg)  # tokenizing: seconds, and reused across recipes
+        calibration = read_manifest(calibration_dir)
+    memory = preflight(shape, precision, settings.load_dtype, settings.export_dtype, device == "cuda",
+                       cfg.calibration.batch_size, calibration.get("max_length_seen", 1), cfg.model.name)
+
+    inputs = {
+        "benchmark": benchmark.name,
+        "checkpoint": files_fingerprint(_weight_files(checkpoint.path), Path(cfg.artifacts_root) / ".fingerprints.json"),
+        "architecture": shape.architecture,
+        "calibration_sha256": calibration.get("calibration_sha256"),
+        "precision": _plain(precision),
+        "tp": system.tp, "pp": system.pp,
+        "device": device,
+        "load_dtype": settings.load_dtype.value, "export_dtype": settings.export_dtype.value,
+        "export_hf": settings.export_hf,
+        "score_batches": settings.score_batches if precision.name is PrecisionName.autoquant else None,
+        "gate_samples": None if passthrough else settings.gate_samples,
+    }
+
+    def build(directory: Path) -> dict:
+        return _build(cfg, checkpoint.path, shape, device, calibration_dir, directory) | {
+            "model": cfg.model.name, "checkpoint_path": str(checkpoint.path),
+            "calibration_dir": calibration_dir and str(calibration_dir), "memory_preflight": memory}
+
+    path = build_or_reuse(Path(cfg.artifacts_root), ARTIFACT_KIND, inputs, build, force=settings.force)
+    manifest = json.loads((path / MANIFEST).read_text())
+    _report(manifest, path, settings.min_greedy_agreement)
+    quality = manifest.get("quality")
+    if quality is not None and quality["greedy_agreement"] < settings.min_greedy_agreement:
+        log.error("quality gate failed: greedy-token agreement %.4f is below quantize.min_greedy_agreement=%s; the "
+                  "checkpoint is kept at %s for inspection, but do not build engines from it",
+                  quality["greedy_agreement"], settings.min_greedy_agreement, path)
+        if not _in_sweep():  # a sweep goes on to its other recipes; each one's verdict is in its log and manifest
+            raise SystemExit(GATE_FAILED_EXIT_CODE)
+    return path
+
+
+def _build(cfg: RunConfig, checkpoint: Path, shape, device: str, calibration_dir: Path, directory: Path) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from quantize.batches import forward_loop, model_batches
+    from quantize.quality import quality_figures
+    from quantize.recipes import quantize_model
+
+    settings, precision = cfg.quantize, cfg.precision
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(
+        str(checkpoint), dtype=getattr(torch, settings.load_dtype.value),
+        device_map="auto" if device == "cuda" else None, low_cpu_mem_usage=True,
+    ).eval()
+    timings["load_s"] = time.perf_counter() - started
+    facts: dict = {"recipe": None, "quality": None}
+    if precision.name is not PrecisionName.bf16:
+        input_ids, lengths = load_calibration(calibration_dir)
+        batches = model_batches(input_ids, lengths, cfg.calibration.batch_size, device)
+        started = time.perf_counter()
+        facts["recipe"] = quantize_model(model, precision, batches, settings.score_batches, forward_loop)
+        timings["quantize_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        gate_rows = min(settings.gate_samples, len(lengths))
+        gate = model_batches(input_ids[:gate_rows], lengths[:gate_rows], cfg.calibration.batch_size, device)
+        facts["quality"] = quality_figures(model, gate) | {"min_greedy_agreement": settings.min_greedy_agreement}
+        timings["quality_gate_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    facts |= export_trtllm(model, shape, settings.export_dtype, directory, cfg.system.tp, cfg.system.pp)
+    copy_tokenizer(checkpoint, directory / TOKENIZER_SUBDIR)
+    if settings.export_hf:
+        export_hf(model, settings.export_dtype, directory / HF_SUBDIR)
+        copy_tokenizer(checkpoint, directory / HF_SUBDIR)
+    timings["export_s"] = time.perf_counter() - started
+    return facts | {"timings": {k: round(v, 3) for k, v in timings.items()}}
+
+
+def _report(manifest: dict, path: Path, threshold: float) -> None:
+    config = manifest["trtllm_config"]
+    quality = manifest.get("quality")
+    table = Table(title=f"TensorRT-LLM checkpoint: {path}")
+    table.add_column("field")
+    table.add_column("value")
+    mapping = config["mapping"]
+    table.add_row("precision", f"{manifest['inputs']['precision']['name']} (quant_algo {config['quant_algo']}, "
+                               f"KV cache {config['kv_cache_quant_algo']})")
+    table.add_row("topology", f"tp {mapping['tp_size']} x pp {mapping['pp_size']}: "
+                              f"{len(manifest['ranks'])} rank files, {manifest['checkpoint_bytes'] / 2**20:,.1f} MiB")
+    recipe = manifest.get("recipe") or {}
+    if "effective_bits" in recipe:
+        table.add_row("autoquant", f"{recipe['effective_bits']} effective bits; layers per format "
+                                   f"{recipe['format_counts']}")
+    if quality is None:
+        table.add_row("quality gate", "not applicable (no quantization)")
+    else:
+        verdict = "pass" if quality["greedy_agreement"] >= threshold else "FAIL"
+        table.add_row("quality gate", f"{verdict}: greedy agreement {quality['greedy_agreement']:.4f} "
+                                      f"(min {threshold}), logits relative error "
+                                      f"{quality['logits_relative_error']:.4f} over {quality['positions']} tokens")
+    Console(stderr=True).print(table)
