@@ -98,7 +98,10 @@ def quantize_model(model, precision: PrecisionConfig, batches: list[dict], score
         mtq.set_quantizer_by_cfg(model, quant_cfg=kv_entries)
         with mtq.set_quantizer_by_cfg_context(model, DISABLE_ALL + kv_entries):
             mtq.calibrate(model, algorithm="max", forward_loop=loop("calibrating the KV cache"))
-    layers = {name.removesuffix(".quant_recipe"): str(recipe).split("(")[0] for name, recipe in best["recipe"].items()}
+    # modelopt names the formats it was given as dicts CUSTOM_<i>, in order, and "NONE" for unquantized.
+    names = {f"CUSTOM_{i}": fmt.value for i, fmt in enumerate(precision.search_formats)} | {"NONE": "unquantized"}
+    layers = {name.removesuffix(".quant_recipe"): names.get(str(recipe).split("(")[0], str(recipe).split("(")[0])
+              for name, recipe in best["recipe"].items()}
     chosen: dict[str, int] = {}
     for recipe in layers.values():
         chosen[recipe] = chosen.get(recipe, 0) + 1

@@ -59,8 +59,13 @@ def test_validate_matrix_reports_the_invalid_combinations():
 
     from llmkit.config.load import group_names, group_options
 
+    from llmkit.cli.validate import STAGE_GROUPS
+
     results = matrix()
-    assert sum(len(v) for v in results.values()) == math.prod(len(group_options(g)) for g in group_names())
+    served = math.prod(len(group_options(g)) for g in group_names() if g not in STAGE_GROUPS)
+    staged = sum(math.prod(len(group_options(g)) for g in (*crossed, group)) for group, crossed in STAGE_GROUPS.items())
+    assert sum(len(v) for v in results.values()) == served + staged
+    assert any("precision=autoquant" in c for c in results[""])
     valid = results[""]
     assert any("benchmark=mixtral-8x7b" in c and "model=tiny-mixtral" in c and "scenario=server" in c for c in valid)
     assert any("benchmark=llama3.1-405b" in c and "scenario=interactive" in c for c in valid)

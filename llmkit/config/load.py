@@ -132,12 +132,13 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     return run_config
 
 
-def load(overrides: list[str] | None = None) -> RunConfig:
-    """Compose and validate in one call (tests, `llmkit validate`, the pipeline)."""
+def load(overrides: list[str] | None = None, serving: bool = True) -> RunConfig:
+    """Compose and validate in one call (tests, `llmkit validate`, the pipeline); `serving=False` for the
+    quantize stage, which runs no loadgen and no backend."""
     from llmkit.config.validate import require_valid
 
     overrides = list(overrides or [])
     check_overrides(overrides)
     run_config = to_run_config(compose(overrides))
-    require_valid(run_config)
+    require_valid(run_config, serving)
     return run_config
