@@ -17,6 +17,12 @@ def main() -> None:
         from quantize.stage import quantize as task
     # The quantize stage runs no loadgen and no backend: their checks do not apply.
     hydra_app(task, validate=partial(require_valid, serving=False))()
+    from quantize.stage import FAILED_GATES, GATE_FAILED_EXIT_CODE
+
+    if FAILED_GATES:  # a sweep ran every recipe; it still fails when one of them failed its quality gate
+        sys.stderr.write(f"llmkit quantize: the quality gate failed for {len(FAILED_GATES)} checkpoint(s): "
+                         f"{', '.join(str(p) for p in FAILED_GATES)}\n")
+        raise SystemExit(GATE_FAILED_EXIT_CODE)
 
 
 if __name__ == "__main__":

@@ -49,22 +49,30 @@ class ModelShape:
         return self.parameters - self.vocab_size * self.hidden_size * (1 if self.tied_embeddings else 2)
 
 
+def _positive_int(config: dict, key: str, source: str, default: int | None = None) -> int:
+    value = config.get(key)
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"{source} has {key}={value!r} where a positive integer belongs; restore the checkpoint's "
+                        "config.json")
+    return value
+
+
 def read_shape(checkpoint: CheckpointInfo) -> ModelShape:
     config = read_config_json(checkpoint.path)
-    try:
-        heads = int(config["num_attention_heads"])
-        hidden = int(config["hidden_size"])
-        return ModelShape(
-            architecture=checkpoint.architecture, vocab_size=int(config["vocab_size"]), hidden_size=hidden,
-            intermediate_size=int(config["intermediate_size"]), num_layers=int(config["num_hidden_layers"]),
-            num_heads=heads, num_kv_heads=int(config.get("num_key_value_heads") or heads),
-            head_dim=int(config.get("head_dim") or hidden // heads),
-            num_experts=int(config.get("num_local_experts") or 0),
-            tied_embeddings=bool(config.get("tie_word_embeddings", False)),
-        )
-    except (KeyError, TypeError, ValueError) as error:
-        raise UserError(f"{checkpoint.path}/config.json lacks a usable {error} field; restore the checkpoint's "
-                        "config.json") from None
+    source = f"{checkpoint.path}/config.json"
+    heads = _positive_int(config, "num_attention_heads", source)
+    hidden = _positive_int(config, "hidden_size", source)
+    return ModelShape(
+        architecture=checkpoint.architecture, vocab_size=_positive_int(config, "vocab_size", source),
+        hidden_size=hidden, intermediate_size=_positive_int(config, "intermediate_size", source),
+        num_layers=_positive_int(config, "num_hidden_layers", source), num_heads=heads,
+        num_kv_heads=_positive_int(config, "num_key_value_heads", source, default=heads),
+        head_dim=_positive_int(config, "head_dim", source, default=hidden // heads),
+        num_experts=0 if config.get("num_local_experts") is None else _positive_int(config, "num_local_experts", source),
+        tied_embeddings=bool(config.get("tie_word_embeddings", False)),
+    )
 
 
 def check_topology(shape: ModelShape, tp: int, pp: int) -> None:
@@ -82,20 +90,30 @@ def check_topology(shape: ModelShape, tp: int, pp: int) -> None:
         raise UserError(f"system.pp={pp} does not divide the {shape.num_layers} layers; choose a pp that divides it")
 
 
+def recipe_formats(precision: PrecisionConfig) -> set[PrecisionName]:
+    """The formats a recipe may put on a layer (search_formats only count for autoquant)."""
+    if precision.name is PrecisionName.autoquant:
+        return set(precision.search_formats)
+    return {precision.name}
+
+
 def check_recipe(shape: ModelShape, precision: PrecisionConfig, tp: int) -> None:
-    formats = set(precision.search_formats) | {precision.name}
+    formats = recipe_formats(precision)
     if PrecisionName.int8_sq in formats and shape.is_moe:
         raise UserError(f"precision=int8_sq cannot quantize {shape.architecture}: modelopt 0.47 has no SmoothQuant "
                         "export for MoE experts; use precision=fp8 or precision=autoquant")
     if PrecisionName.w4a8_awq in formats:
         block = precision.awq_block_size
-        widths = {"hidden size": shape.hidden_size, "FFN width": shape.intermediate_size,
-                  "attention width": shape.num_heads * shape.head_dim}
+        # Column-parallel layers (qkv, gate/up) read the whole hidden state; row-parallel ones (the attention
+        # output, down) read their TP slice.
+        widths = {"hidden size": (shape.hidden_size, 1), "FFN width": (shape.intermediate_size, tp),
+                  "attention width": (shape.num_heads * shape.head_dim, tp)}
         fix = "a smaller tp or awq_block_size=64" if block != 64 else "a smaller tp or another precision"
-        for what, width in widths.items():
-            if width % tp or (width // tp) % block:
+        for what, (width, split) in widths.items():
+            if width % split or (width // split) % block:
+                shown = f"{width} / tp {tp}" if split > 1 else str(width)
                 raise UserError(f"w4a8_awq needs each TP rank's input width to be a multiple of "
-                                f"precision.awq_block_size={block}, but the {what} {width} / tp {tp} is not; use {fix}")
+                                f"precision.awq_block_size={block}, but the {what} {shown} is not; use {fix}")
 
 
 def weight_bits(precision: PrecisionConfig) -> float:

@@ -6,11 +6,9 @@ renamed into place only when the export and the quality gate are done.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
-from enum import Enum
 from pathlib import Path
 
 from rich.console import Console
@@ -22,23 +20,16 @@ from llmkit.config.schema import PrecisionName, QuantizeDevice, RunConfig
 from llmkit.errors import UserError
 from llmkit.models.checkpoint import resolve_checkpoint
 from quantize.calibrate import calibrate, check_calibration_set, load_calibration
-from quantize.export import HF_SUBDIR, TOKENIZER_SUBDIR, copy_tokenizer, export_hf, export_trtllm
+from quantize.export import HF_SUBDIR, TOKENIZER_FILES, TOKENIZER_SUBDIR, copy_tokenizer, export_hf, export_trtllm
 from quantize.preflight import preflight
-from quantize.shape import check_recipe, check_topology, read_shape
+from quantize.shape import check_recipe, check_topology, read_shape, recipe_formats
 
 log = logging.getLogger(__name__)
 
 ARTIFACT_KIND = "checkpoints"
 GATE_FAILED_EXIT_CODE = 1
-
-
-def _plain(value):
-    """A config dataclass as JSON-ready values (enums by value)."""
-    if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value.value if isinstance(value, Enum) else value
+# Checkpoints whose quality gate failed in this process (a sweep reports them when it ends).
+FAILED_GATES: list[Path] = []
 
 
 def resolve_device(requested: QuantizeDevice, precision: PrecisionName) -> str:
@@ -62,36 +53,52 @@ def _in_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode is RunMode.MULTIRUN
 
 
-def _weight_files(path: Path) -> list[Path]:
-    return [path / "config.json", *sorted(path.glob("*.safetensors")), *sorted(path.glob("*.bin"))]
+def _checkpoint_files(path: Path) -> list[Path]:
+    """Everything of the checkpoint the artifact is made from: config, weights and the tokenizer files it copies."""
+    tokenizer = [f for name in TOKENIZER_FILES for f in ([path / name] if (path / name).is_file()
+                                                          else sorted((path / name).rglob("*")))]
+    return [path / "config.json", *sorted(path.glob("*.safetensors")), *sorted(path.glob("*.bin")),
+            *(f for f in tokenizer if f.is_file())]
+
+
+def _recipe_key(precision) -> dict:
+    """The precision settings that shape the checkpoint: a setting the recipe ignores does not change the key."""
+    key = {"name": precision.name.value, "kv_cache": precision.kv_cache.value, "exclude": list(precision.exclude)}
+    formats = recipe_formats(precision)
+    if PrecisionName.w4a8_awq in formats:
+        key["awq_block_size"] = precision.awq_block_size
+    if precision.name is PrecisionName.autoquant:
+        key |= {"effective_bits": precision.effective_bits, "search_formats": sorted(f.value for f in formats)}
+    return key
 
 
 def quantize(cfg: RunConfig) -> Path:
     benchmark = get_benchmark(cfg.benchmark.name)
     settings, precision, system = cfg.quantize, cfg.precision, cfg.system
-    formats = {precision.name, *precision.search_formats}
     checkpoint = resolve_checkpoint(cfg.model, benchmark)
     shape = read_shape(checkpoint)
     check_topology(shape, system.tp, system.pp)
     check_recipe(shape, precision, system.tp)
+    formats = recipe_formats(precision)
     device = resolve_device(settings.device, PrecisionName.nvfp4 if PrecisionName.nvfp4 in formats else precision.name)
     passthrough = precision.name is PrecisionName.bf16
-    calibration_dir, calibration = None, {}
-    if settings.calibration_dir:
-        calibration_dir = Path(settings.calibration_dir)
-        calibration = check_calibration_set(calibration_dir, benchmark, checkpoint.path)
-    elif not passthrough:
-        calibration_dir = calibrate(cfg)  # tokenizing: seconds, and reused across recipes
-        calibration = read_manifest(calibration_dir)
+    given = Path(settings.calibration_dir) if settings.calibration_dir else None
+    given_manifest = check_calibration_set(given, benchmark, checkpoint.path) if given else {}
+    # Before anything is written: the given set's longest prompt, else the longest a prompt may be.
+    prompt_length = given_manifest.get("max_length_seen") or cfg.calibration.max_length or benchmark.max_input_len
     memory = preflight(shape, precision, settings.load_dtype, settings.export_dtype, device == "cuda",
-                       cfg.calibration.batch_size, calibration.get("max_length_seen", 1), cfg.model.name)
+                       cfg.calibration.batch_size, prompt_length, cfg.model.name)
+    calibration_dir = given if given or passthrough else calibrate(cfg)  # tokenizing: seconds, reused across recipes
+    calibration = read_manifest(calibration_dir) if calibration_dir else {}
 
     inputs = {
         "benchmark": benchmark.name,
-        "checkpoint": files_fingerprint(_weight_files(checkpoint.path), Path(cfg.artifacts_root) / ".fingerprints.json"),
+        "checkpoint": files_fingerprint(_checkpoint_files(checkpoint.path),
+                                        Path(cfg.artifacts_root) / ".fingerprints.json"),
         "architecture": shape.architecture,
-        "calibration_sha256": calibration.get("calibration_sha256"),
-        "precision": _plain(precision),
+        "calibration_sha256": None if passthrough else calibration.get("calibration_sha256"),
+        "calibration_batch_size": None if passthrough else cfg.calibration.batch_size,
+        "precision": _recipe_key(precision),
         "tp": system.tp, "pp": system.pp,
         "device": device,
         "load_dtype": settings.load_dtype.value, "export_dtype": settings.export_dtype.value,
@@ -113,7 +120,8 @@ def quantize(cfg: RunConfig) -> Path:
         log.error("quality gate failed: greedy-token agreement %.4f is below quantize.min_greedy_agreement=%s; the "
                   "checkpoint is kept at %s for inspection, but do not build engines from it",
                   quality["greedy_agreement"], settings.min_greedy_agreement, path)
-        if not _in_sweep():  # a sweep goes on to its other recipes; each one's verdict is in its log and manifest
+        FAILED_GATES.append(path)
+        if not _in_sweep():  # a sweep goes on to its other recipes, then exits 1 (quantize/__main__.py)
             raise SystemExit(GATE_FAILED_EXIT_CODE)
     return path
 
@@ -143,7 +151,7 @@ def _build(cfg: RunConfig, checkpoint: Path, shape, device: str, calibration_dir
         timings["quantize_s"] = time.perf_counter() - started
         started = time.perf_counter()
         gate_rows = min(settings.gate_samples, len(lengths))
-        gate = model_batches(input_ids[:gate_rows], lengths[:gate_rows], cfg.calibration.batch_size, device)
+        gate = model_batches(input_ids[:gate_rows], lengths[:gate_rows], 1, device)  # fp32 logits: one at a time
         facts["quality"] = quality_figures(model, gate) | {"min_greedy_agreement": settings.min_greedy_agreement}
         timings["quality_gate_s"] = time.perf_counter() - started
     started = time.perf_counter()

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +76,15 @@ def _rss_sampler(samples: list[tuple[float, float]], stop: threading.Event) -> N
         samples.append((time.perf_counter() - start, process.memory_info().rss / 2**20))
 
 
+def _start_rss_sampler(enabled: bool) -> tuple[list[tuple[float, float]], threading.Event]:
+    """Resident memory of this process once a second, while `enabled`, until the event is set."""
+    rss: list[tuple[float, float]] = []
+    stop = threading.Event()
+    if enabled:
+        threading.Thread(target=_rss_sampler, args=(rss, stop), daemon=True).start()
+    return rss, stop
+
+
 def measure_instant(case: Case, work: Path) -> dict:
     """Loadgen with a SUT that answers every query at once with 2 tokens."""
     import mlperf_loadgen as lg
@@ -96,9 +105,13 @@ def measure_instant(case: Case, work: Path) -> dict:
     settings.server_target_qps = case.target_qps
     settings.offline_expected_qps = case.target_qps
     answer = np.array([5, benchmark.eos_id], dtype=np.int32)
+    pointer, size = answer.ctypes.data, answer.nbytes  # taken once: ndarray.ctypes costs ~0.8 us a call
+
+    answered = [0]
 
     def issue(samples):
-        responses = [lg.QuerySampleResponse(s.id, answer.ctypes.data, answer.nbytes, 2) for s in samples]
+        answered[0] += len(samples)
+        responses = [lg.QuerySampleResponse(s.id, pointer, size, 2) for s in samples]
         if scenario != "Offline":
             lg.FirstTokenComplete(responses)
         lg.QuerySamplesComplete(responses)
@@ -107,10 +120,15 @@ def measure_instant(case: Case, work: Path) -> dict:
     qsl = lg.ConstructQSL(case.samples, case.samples, lambda s: None, lambda s: None)
     log = lg.LogSettings()
     log.log_output.outdir = str(work)
+    rss, stop = _start_rss_sampler(case.sample_rss)
     lg.StartTestWithLogSettings(sut, qsl, settings, log)
+    stop.set()
     lg.DestroyQSL(qsl)
     lg.DestroySUT(sut)
-    return summarize(read_detail_log(work / "mlperf_log_detail.txt"))
+    result = summarize(read_detail_log(work / "mlperf_log_detail.txt")) | {"sample_count": answered[0]}
+    if case.sample_rss:
+        result["rss_mib"] = rss
+    return result
 
 
 def measure_sut(case: Case, work: Path) -> dict:
@@ -129,11 +147,7 @@ def measure_sut(case: Case, work: Path) -> dict:
         f"system.dp={case.instances}", f"output_dir={work / 'run'}", f"artifacts_root={work / 'artifacts'}",
         *case.overrides,
     ])
-    rss: list[tuple[float, float]] = []
-    stop = threading.Event()
-    sampler = threading.Thread(target=_rss_sampler, args=(rss, stop), daemon=True)
-    if case.sample_rss:
-        sampler.start()
+    rss, stop = _start_rss_sampler(case.sample_rss)
     run_dir = run_benchmark(cfg)
     stop.set()
     result = json.loads((run_dir / "result.json").read_text())
@@ -172,9 +186,13 @@ def shaped_cases() -> list[Case]:
         cases.append(Case(f"mixtral Server {load}x", "mixtral-8x7b", "server", load, MIXTRAL_SERVER_QPS * load, mean,
                           ttft, tpot, slots, 8))
         # Loadgen issues whole multiples of the performance set (equal issue), so the set is sized to ~10 s of
-        # queries at this rate; each answer then takes ~43 s at the published TPOT.
+        # queries at this rate; each answer then takes ~43 s at the published TPOT. Early stopping needs a few
+        # hundred queries to bound a p99: the 10x run lasts long enough for them, the 1x run would take ~25 minutes.
+        ttft, tpot, mean = 2000.0, 60.0, 685
+        slots = int(LLAMA_SERVER_QPS * load * (ttft + (mean - 1) * tpot) / 1e3 * 1.5 / 2) + 1
         cases.append(Case(f"llama3.1-405b Server {load}x", "llama3.1-405b", "server", load, LLAMA_SERVER_QPS * load,
-                          685, 2000.0, 60.0, 64, 2, duration_ms=10000, samples=8 if load == 1 else 48))
+                          mean, ttft, tpot, slots, 2, duration_ms=10000 if load == 1 else 180000,
+                          samples=8 if load == 1 else 48))
     return cases
 
 
@@ -209,7 +227,7 @@ def main() -> None:
     from llmkit.log import setup_logging
 
     setup_logging()
-    figures: dict = {"ceiling": [], "shaped": [], "soak": None}
+    figures: dict = {"ceiling": [], "shaped": [], "soak": None, "soak_instant": None}
     if "ceiling" not in args.skip:
         for instant, ours in ceiling_cases(args.ceiling_samples):
             a, b = run_case(instant), run_case(ours)
@@ -221,9 +239,11 @@ def main() -> None:
                 continue
             figures["shaped"].append({"case": asdict(case), "result": run_case(case)})
     if "soak" not in args.skip:
+        # The same Server run through loadgen's instant SUT tells loadgen's own growth from the SUT's.
         soak = Case("soak", "mixtral-8x7b", "server", 1, MIXTRAL_SERVER_QPS, 145, 50.0, 5.0, 2000, 2,
                     duration_ms=args.soak_seconds * 1000, sample_rss=True)
         figures["soak"] = run_case(soak)
+        figures["soak_instant"] = run_case(replace(soak, name="soak instant", instant=True))
     report(figures, args.out, args.plot)
 
 

@@ -32,16 +32,22 @@ def shaped_rows(shaped: list[dict]) -> list[dict]:
     return rows
 
 
+def _growth(samples: list) -> float:
+    (t0, m0), (t1, m1) = samples[0], samples[-1]
+    return round((m1 - m0) / max((t1 - t0) / 60, 1e-9), 2)
+
+
 def soak_summary(soak: dict | None) -> dict | None:
+    """Resident memory over the run; the steady-state growth is taken over its second half, after the allocator
+    has reached the run's high-water mark of queries in flight."""
     if not soak or not soak.get("rss_mib"):
         return None
     samples = [(t, m) for t, m in soak["rss_mib"] if t >= 5.0] or soak["rss_mib"]
-    first, last = samples[0], samples[-1]
-    minutes = max((last[0] - first[0]) / 60, 1e-9)
-    return {"seconds": round(last[0], 1), "rss_start_mib": round(first[1], 1), "rss_end_mib": round(last[1], 1),
-            "rss_max_mib": round(max(m for _, m in samples), 1),
-            "growth_mib_per_minute": round((last[1] - first[1]) / minutes, 2), "validity": soak.get("validity"),
-            "samples": soak.get("sample_count")}
+    second_half = [(t, m) for t, m in samples if t >= samples[-1][0] / 2] or samples
+    return {"seconds": round(samples[-1][0], 1), "rss_start_mib": round(samples[0][1], 1),
+            "rss_end_mib": round(samples[-1][1], 1), "rss_max_mib": round(max(m for _, m in samples), 1),
+            "growth_mib_per_minute": _growth(samples), "steady_growth_mib_per_minute": _growth(second_half),
+            "validity": soak.get("validity"), "samples": soak.get("sample_count")}
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -77,7 +83,12 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def report(figures: dict, out: Path, plot_path: Path) -> None:
     rows = shaped_rows(figures["shaped"])
-    summary = {"ceiling": figures["ceiling"], "shaped": rows, "soak": soak_summary(figures["soak"])}
+    summary = {"ceiling": figures["ceiling"], "shaped": rows, "soak": soak_summary(figures["soak"]),
+               "soak_instant": soak_summary(figures.get("soak_instant"))}
+    if summary["soak"] and summary["soak_instant"]:
+        summary["soak"]["sut_steady_growth_mib_per_minute"] = round(
+            summary["soak"]["steady_growth_mib_per_minute"] - summary["soak_instant"]["steady_growth_mib_per_minute"],
+            2)
     out.write_text(json.dumps(summary, indent=2) + "\n")
     console = Console(width=max(120, Console().width))
     if figures["ceiling"]:
@@ -100,8 +111,15 @@ def report(figures: dict, out: Path, plot_path: Path) -> None:
         console.print(table)
         plot(rows, plot_path)
         console.print(f"plot: {plot_path}")
-    if summary["soak"]:
-        soak = summary["soak"]
-        console.print(f"soak: {soak['seconds']} s Server run, RSS {soak['rss_start_mib']} -> {soak['rss_end_mib']} MiB "
-                      f"(max {soak['rss_max_mib']}), growth {soak['growth_mib_per_minute']} MiB/min")
+    for name in ("soak", "soak_instant"):
+        soak = summary[name]
+        if soak:
+            who = "our SUT" if name == "soak" else "loadgen's instant SUT"
+            console.print(f"soak ({who}): {soak['seconds']} s Server run, {soak['samples']} queries, RSS "
+                          f"{soak['rss_start_mib']} -> {soak['rss_end_mib']} MiB (max {soak['rss_max_mib']}), growth "
+                          f"{soak['growth_mib_per_minute']} MiB/min, {soak['steady_growth_mib_per_minute']} MiB/min "
+                          "over the second half")
+    if summary["soak"] and "sut_steady_growth_mib_per_minute" in summary["soak"]:
+        console.print("soak: steady growth of our SUT beyond loadgen's own: "
+                      f"{summary['soak']['sut_steady_growth_mib_per_minute']} MiB/min")
     console.print(f"figures: {out}")

@@ -168,17 +168,27 @@ def test_quality_gate_failure_keeps_the_checkpoint_and_exits_1(base):
 @pytest.mark.parametrize(("model", "overrides", "message"), [
     (MIXTRAL, ["precision=fp8", "system.tp=3"], "system.tp=3 does not divide the 4 attention heads"),
     (MIXTRAL, ["precision=fp8", "system.pp=3"], "system.pp=3 does not divide the 2 layers"),
-    (LLAMA, ["precision=fp8", "system.tp=8"], "does not divide the FFN width|does not divide the 4 attention heads"),
+    (LLAMA, ["precision=fp8", "system.tp=8"], "system.tp=8 does not divide the 4 attention heads"),
+    (MIXTRAL, ["precision=autoquant", "precision.effective_bits=15.5", "precision.search_formats=[int8_sq]"],
+     "no SmoothQuant export for MoE experts"),
     (MIXTRAL, ["precision=int8_sq"], "no SmoothQuant export for MoE experts"),
     (LLAMA, ["precision=w4a8_awq"], "multiple of precision.awq_block_size=128"),
     (LLAMA, ["precision=nvfp4"], "precision=nvfp4 needs a CUDA GPU"),
+    (LLAMA, ["precision=fp8", "precision.search_formats=[nvfp4]"], None),  # ignored outside autoquant: no refusal
 ])
-def test_bad_input_is_refused_before_any_work(base, model, overrides, message):
+def test_bad_input_is_refused_before_any_work(base, model, overrides, message, monkeypatch):
     cfg = _cfg(base, model, *overrides)
+    if message is None:
+        monkeypatch.setattr("quantize.stage.preflight", _refuse)  # stop right after the checks
+        message = "stopped after the checks"
     with pytest.raises(UserError, match=message):
         quantize(cfg)
     assert not (Path(cfg.artifacts_root) / "checkpoints").exists()
     assert not (Path(cfg.artifacts_root) / "calibration").exists()
+
+
+def _refuse(*args, **kwargs):
+    raise UserError("stopped after the checks")
 
 
 def _llama_variant(base, directory: Path, **config_changes) -> list[str]:
@@ -190,6 +200,17 @@ def _llama_variant(base, directory: Path, **config_changes) -> list[str]:
     return [*args, *LLAMA, f"model.path={directory}"]
 
 
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"num_attention_heads": 0}, "num_attention_heads=0 where a positive integer belongs"),
+    ({"hidden_size": "four"}, "hidden_size='four' where a positive integer belongs"),
+    ({"intermediate_size": None}, "intermediate_size=None where a positive integer belongs"),
+])
+def test_a_damaged_config_json_is_named(base, tmp_path, changes, message):
+    cfg = load([*_llama_variant(base, tmp_path / "damaged", **changes), "precision=fp8"], serving=False)
+    with pytest.raises(UserError, match=message):
+        quantize(cfg)
+
+
 def test_unsupported_architecture(base, tmp_path):
     cfg = load([*_llama_variant(base, tmp_path / "qwen", architectures=["Qwen2ForCausalLM"]), "precision=fp8"],
                serving=False)
@@ -197,12 +218,28 @@ def test_unsupported_architecture(base, tmp_path):
         quantize(cfg)
 
 
-def test_a_calibration_set_from_another_benchmark_is_refused(base):
+def test_a_calibration_set_from_another_benchmark_is_refused(base, tmp_path):
     llama_calibration = calibrate(_cfg(base, LLAMA))
     cfg = _cfg(base, MIXTRAL, "precision=fp8", f"quantize.calibration_dir={llama_calibration}")
     with pytest.raises(UserError, match="was built for llama3.1-405b, not mixtral-8x7b"):
         quantize(cfg)
     assert not (Path(cfg.artifacts_root) / "checkpoints").exists()
+    checkpoint = quantize(_cfg(base, LLAMA, "precision=bf16"))
+    with pytest.raises(UserError, match="is a checkpoints artifact, not a calibration set"):
+        quantize(_cfg(base, LLAMA, "precision=fp8", f"quantize.calibration_dir={checkpoint}"))
+    other_tokenizer = _llama_variant(base, tmp_path / "retokenized")
+    with (tmp_path / "retokenized" / "original" / "tokenizer.model").open("a") as f:
+        f.write("\n")  # another tokenizer file than the one the set was tokenized with
+    with pytest.raises(UserError, match="was tokenized with another tokenizer"):
+        quantize(load([*other_tokenizer, "precision=fp8", f"quantize.calibration_dir={llama_calibration}"],
+                      serving=False))
+
+
+def test_the_key_follows_what_shapes_the_checkpoint(base):
+    first = quantize(_cfg(base, LLAMA, "precision=int8_sq"))
+    assert quantize(_cfg(base, LLAMA, "precision=int8_sq", "precision.awq_block_size=64")) == first  # unused
+    assert quantize(_cfg(base, LLAMA, "precision=int8_sq", "calibration.batch_size=1")) != first
+    assert quantize(_cfg(base, LLAMA, "precision=int8_sq", "precision.exclude=[]")) != first
 
 
 def test_memory_preflight_refuses_a_model_the_machine_cannot_hold(base, tmp_path):
@@ -210,30 +247,38 @@ def test_memory_preflight_refuses_a_model_the_machine_cannot_hold(base, tmp_path
     big = _llama_variant(base, tmp_path / "llama-405b", hidden_size=16384, intermediate_size=53248,
                          num_hidden_layers=126, num_attention_heads=128, num_key_value_heads=8)
     cfg = load([*big, "precision=fp8", "system.tp=8"], serving=False)
-    with pytest.raises(UserError, match=r"needs about [0-9,.]+ GiB of host RAM but [0-9,.]+ GiB is free"):
+    with pytest.raises(UserError, match=r"needs about [0-9,.]+ GiB of host RAM but [0-9,.]+ GiB is free; the "
+                                        r"weights alone do not fit"):
         quantize(cfg)
-    assert not (Path(cfg.artifacts_root) / "checkpoints").exists()
+    assert not Path(cfg.artifacts_root).exists()  # refused before the calibration set was written
 
 
 def test_memory_estimate_of_the_real_models():
     shape = ModelShape("LlamaForCausalLM", 128256, 16384, 53248, 126, 128, 8, 128, 0, False)
     assert 400e9 < shape.parameters < 410e9
     needs = {n.what: n for n in estimate(shape, PrecisionConfig(name=PrecisionName.fp8), DType.bfloat16,
-                                         DType.float16, True, 1, 2048)}
+                                         DType.float16, True, 8, 2048)}
     assert 750 < needs["weights"].gpu_bytes / 2**30 < 760  # bf16 weights on the GPUs
+    # One calibration batch of 8 x 2048 tokens, one layer at a time (no autoquant), and its logits.
+    assert 14 < needs["activations"].gpu_bytes / 2**30 < 16
+    autoquant = PrecisionConfig(name=PrecisionName.autoquant, effective_bits=8.75, search_formats=[PrecisionName.fp8])
+    kept = {n.what: n for n in estimate(shape, autoquant, DType.bfloat16, DType.float16, True, 8, 2048)}
+    assert kept["activations"].gpu_bytes > 50 * needs["activations"].gpu_bytes  # every layer kept, for gradients
     assert 370 < needs["export"].host_bytes / 2**30 < 385  # FP8 weights in host RAM before the shards are written
     mixtral = ModelShape("MixtralForCausalLM", 32000, 4096, 14336, 32, 32, 8, 128, 8, False)
     assert 46.5e9 < mixtral.parameters < 46.8e9
 
 
-def test_cli_sweep_over_precisions(base, tmp_path):
+def test_cli_sweep_runs_every_recipe_and_fails_when_a_gate_failed(base, tmp_path):
     args, models = base
-    result = run_cli("llmkit", "quantize", "-m", "precision=fp8,bf16", *args, *LLAMA,
-                     f"model.path={models / 'tiny-llama3'}", f"runs_root={tmp_path / 'runs'}")
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_cli("llmkit", "quantize", "-m", "precision=fp8,bf16", *args, *MIXTRAL,
+                     f"model.path={models / 'tiny-mixtral'}", f"runs_root={tmp_path / 'runs'}",
+                     "quantize.min_greedy_agreement=1.0")
     assert "memory preflight" in result.stderr and "quality gate" in result.stderr
-    built = [_manifest(p)["inputs"]["precision"]["name"] for p in (tmp_path / "art" / "checkpoints").iterdir()]
+    built = {_manifest(p)["inputs"]["precision"]["name"]: p for p in (tmp_path / "art" / "checkpoints").iterdir()}
     assert sorted(built) == ["bf16", "fp8"]
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert f"the quality gate failed for 1 checkpoint(s): {built['fp8']}" in result.stderr
 
 
 def test_cli_unknown_recipe(base):
@@ -249,6 +294,8 @@ def test_cli_unknown_recipe(base):
     (["precision=w4a8_awq", "precision.awq_block_size=32"], "awq_block_size must be one of"),
     (["precision=bf16", "precision.kv_cache=fp8"], "an FP8 KV cache needs calibration"),
     (["quantize.min_greedy_agreement=1.5"], "is a fraction between 0 and 1"),
+    (["quantize.gate_samples=0"], "quantize.gate_samples must be at least 1, got 0"),
+    (["quantize.export_dtype=float32"], "must be float16 or bfloat16"),
 ])
 def test_recipe_settings_are_checked_with_the_config(overrides, message):
     with pytest.raises(UserError, match=message):

@@ -9,6 +9,7 @@ from llmkit.benchmarks import BENCHMARKS, Benchmark, Scenario, TokenizerKind
 from llmkit.config.schema import (
     BackendName,
     DatasetSource,
+    DType,
     KVCacheFormat,
     Mode,
     PrecisionName,
@@ -174,14 +175,18 @@ def _check_precision(cfg: RunConfig, error, warning) -> None:
                       f"not {fmt.value}")
     elif precision.effective_bits is not None or precision.search_formats:
         warning(f"precision.effective_bits and precision.search_formats have no effect with precision={name.value}")
-    uses_awq = name is PrecisionName.w4a8_awq or PrecisionName.w4a8_awq in precision.search_formats
+    uses_awq = name is PrecisionName.w4a8_awq or (name is PrecisionName.autoquant
+                                                  and PrecisionName.w4a8_awq in precision.search_formats)
     if uses_awq and precision.awq_block_size not in AWQ_BLOCK_SIZES:
         error(f"precision.awq_block_size must be one of {AWQ_BLOCK_SIZES} (TensorRT-LLM's INT4 block sizes), "
               f"got {precision.awq_block_size}")
     if name is PrecisionName.bf16 and precision.kv_cache is not KVCacheFormat.none:
         error("precision=bf16 passes the checkpoint through, but an FP8 KV cache needs calibration; use precision=fp8")
-    if quantize.gate_samples < 1 or quantize.score_batches < 1:
-        error("quantize.gate_samples and quantize.score_batches must be at least 1")
+    for name in ("gate_samples", "score_batches"):
+        if getattr(quantize, name) < 1:
+            error(f"quantize.{name} must be at least 1, got {getattr(quantize, name)}")
+    if quantize.export_dtype is DType.float32:
+        error("quantize.export_dtype must be float16 or bfloat16 (TensorRT-LLM checkpoints hold no float32 weights)")
     if not 0 <= quantize.min_greedy_agreement <= 1:
         error(f"quantize.min_greedy_agreement is a fraction between 0 and 1, got {quantize.min_greedy_agreement}")
 
