@@ -11,13 +11,17 @@ figures and a plot of the added latency against load.
 from __future__ import annotations
 
 import argparse
+import heapq
+import itertools
 import json
 import os
+import queue
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -40,7 +44,7 @@ class Case:
     min_queries: int = 1
     samples: int = 15000
     instant: bool = False  # loadgen's instant SUT instead of ours
-    sample_rss: bool = False
+    sample_memory: bool = False
     overrides: list[str] = field(default_factory=list)
 
 
@@ -68,25 +72,56 @@ def synthetic_dataset(benchmark_name: str, rows: int, mean_output: int, path: Pa
     write_frame(frame, path)
 
 
-def _rss_sampler(samples: list[tuple[float, float]], stop: threading.Event) -> None:
+def _memory_sampler(samples: list[tuple[float, float]], stop: threading.Event) -> None:
     import psutil
 
     process, start = psutil.Process(), time.perf_counter()
     while not stop.wait(1.0):
-        samples.append((time.perf_counter() - start, process.memory_info().rss / 2**20))
+        # USS (the process's private pages) rather than RSS: shared library pages come and go with the page cache.
+        samples.append((time.perf_counter() - start, process.memory_full_info().uss / 2**20))
 
 
-def _start_rss_sampler(enabled: bool) -> tuple[list[tuple[float, float]], threading.Event]:
+def _start_memory_sampler(enabled: bool) -> tuple[list[tuple[float, float]], threading.Event]:
     """Resident memory of this process once a second, while `enabled`, until the event is set."""
-    rss: list[tuple[float, float]] = []
+    memory: list[tuple[float, float]] = []
     stop = threading.Event()
     if enabled:
-        threading.Thread(target=_rss_sampler, args=(rss, stop), daemon=True).start()
-    return rss, stop
+        threading.Thread(target=_memory_sampler, args=(memory, stop), daemon=True).start()
+    return memory, stop
+
+
+def _delayed_responder(delay_s: float, respond) -> Callable:
+    """An issue callback that answers each query `delay_s` later from one worker thread, as an engine thread would."""
+    arrivals: queue.SimpleQueue = queue.SimpleQueue()
+
+    def work() -> None:
+        due: list = []
+        while True:
+            timeout = max(due[0][0] - time.perf_counter(), 0.0) if due else None
+            try:
+                heapq.heappush(due, arrivals.get(timeout=timeout))
+                continue
+            except queue.Empty:
+                pass
+            now, ready = time.perf_counter(), []
+            while due and due[0][0] <= now:
+                ready.append(heapq.heappop(due)[2])
+            respond(ready)
+
+    threading.Thread(target=work, daemon=True).start()
+    order = itertools.count()
+
+    def issue(samples) -> None:
+        due = time.perf_counter() + delay_s
+        for sample in samples:
+            arrivals.put((due, next(order), sample.id))
+
+    return issue
 
 
 def measure_instant(case: Case, work: Path) -> dict:
-    """Loadgen with a SUT that answers every query at once with 2 tokens."""
+    """Loadgen with a minimal SUT that answers each query with 2 tokens (mean_output tokens when delayed): at once,
+    or, when the case has engine delays, that long after from one worker thread."""
     import mlperf_loadgen as lg
 
     from llmkit.benchmarks import get_benchmark
@@ -104,30 +139,33 @@ def measure_instant(case: Case, work: Path) -> dict:
     settings.performance_sample_count_override = case.samples
     settings.server_target_qps = case.target_qps
     settings.offline_expected_qps = case.target_qps
-    answer = np.array([5, benchmark.eos_id], dtype=np.int32)
-    pointer, size = answer.ctypes.data, answer.nbytes  # taken once: ndarray.ctypes costs ~0.8 us a call
+    delay_s = (case.ttft_ms + (case.mean_output - 1) * case.tpot_ms) / 1e3
+    answer = np.full(case.mean_output if delay_s else 2, 5, dtype=np.int32)
+    answer[-1] = benchmark.eos_id
+    pointer, size, n = answer.ctypes.data, answer.nbytes, answer.size  # ndarray.ctypes costs ~0.8 us a call
 
     answered = [0]
 
-    def issue(samples):
-        answered[0] += len(samples)
-        responses = [lg.QuerySampleResponse(s.id, pointer, size, 2) for s in samples]
+    def respond(ids):
+        answered[0] += len(ids)
+        responses = [lg.QuerySampleResponse(i, pointer, size, n) for i in ids]
         if scenario != "Offline":
             lg.FirstTokenComplete(responses)
         lg.QuerySamplesComplete(responses)
 
+    issue = _delayed_responder(delay_s, respond) if delay_s else (lambda samples: respond([s.id for s in samples]))
     sut = lg.ConstructSUT(issue, lambda: None)
     qsl = lg.ConstructQSL(case.samples, case.samples, lambda s: None, lambda s: None)
     log = lg.LogSettings()
     log.log_output.outdir = str(work)
-    rss, stop = _start_rss_sampler(case.sample_rss)
+    memory, stop = _start_memory_sampler(case.sample_memory)
     lg.StartTestWithLogSettings(sut, qsl, settings, log)
     stop.set()
     lg.DestroyQSL(qsl)
     lg.DestroySUT(sut)
     result = summarize(read_detail_log(work / "mlperf_log_detail.txt")) | {"sample_count": answered[0]}
-    if case.sample_rss:
-        result["rss_mib"] = rss
+    if case.sample_memory:
+        result["memory_mib"] = memory
     return result
 
 
@@ -147,12 +185,12 @@ def measure_sut(case: Case, work: Path) -> dict:
         f"system.dp={case.instances}", f"output_dir={work / 'run'}", f"artifacts_root={work / 'artifacts'}",
         *case.overrides,
     ])
-    rss, stop = _start_rss_sampler(case.sample_rss)
+    memory, stop = _start_memory_sampler(case.sample_memory)
     run_dir = run_benchmark(cfg)
     stop.set()
     result = json.loads((run_dir / "result.json").read_text())
-    if case.sample_rss:
-        result["rss_mib"] = rss
+    if case.sample_memory:
+        result["memory_mib"] = memory
     return result
 
 
@@ -227,7 +265,7 @@ def main() -> None:
     from llmkit.log import setup_logging
 
     setup_logging()
-    figures: dict = {"ceiling": [], "shaped": [], "soak": None, "soak_instant": None}
+    figures: dict = {"ceiling": [], "shaped": [], "soak": None, "soak_minimal": None}
     if "ceiling" not in args.skip:
         for instant, ours in ceiling_cases(args.ceiling_samples):
             a, b = run_case(instant), run_case(ours)
@@ -239,11 +277,12 @@ def main() -> None:
                 continue
             figures["shaped"].append({"case": asdict(case), "result": run_case(case)})
     if "soak" not in args.skip:
-        # The same Server run through loadgen's instant SUT tells loadgen's own growth from the SUT's.
+        # The same Server run through a minimal SUT that answers each query as late, from one thread, tells
+        # loadgen's own growth from ours.
         soak = Case("soak", "mixtral-8x7b", "server", 1, MIXTRAL_SERVER_QPS, 145, 50.0, 5.0, 2000, 2,
-                    duration_ms=args.soak_seconds * 1000, sample_rss=True)
+                    duration_ms=args.soak_seconds * 1000, sample_memory=True)
         figures["soak"] = run_case(soak)
-        figures["soak_instant"] = run_case(replace(soak, name="soak instant", instant=True))
+        figures["soak_minimal"] = run_case(replace(soak, name="soak minimal", instant=True))
     report(figures, args.out, args.plot)
 
 

@@ -38,14 +38,14 @@ def _growth(samples: list) -> float:
 
 
 def soak_summary(soak: dict | None) -> dict | None:
-    """Resident memory over the run; the steady-state growth is taken over its second half, after the allocator
+    """Private memory (USS) over the run; the steady-state growth is taken over its second half, after the allocator
     has reached the run's high-water mark of queries in flight."""
-    if not soak or not soak.get("rss_mib"):
+    if not soak or not soak.get("memory_mib"):
         return None
-    samples = [(t, m) for t, m in soak["rss_mib"] if t >= 5.0] or soak["rss_mib"]
+    samples = [(t, m) for t, m in soak["memory_mib"] if t >= 5.0] or soak["memory_mib"]
     second_half = [(t, m) for t, m in samples if t >= samples[-1][0] / 2] or samples
-    return {"seconds": round(samples[-1][0], 1), "rss_start_mib": round(samples[0][1], 1),
-            "rss_end_mib": round(samples[-1][1], 1), "rss_max_mib": round(max(m for _, m in samples), 1),
+    return {"seconds": round(samples[-1][0], 1), "uss_start_mib": round(samples[0][1], 1),
+            "uss_end_mib": round(samples[-1][1], 1), "uss_max_mib": round(max(m for _, m in samples), 1),
             "growth_mib_per_minute": _growth(samples), "steady_growth_mib_per_minute": _growth(second_half),
             "validity": soak.get("validity"), "samples": soak.get("sample_count")}
 
@@ -84,10 +84,10 @@ def plot(rows: list[dict], path: Path) -> None:
 def report(figures: dict, out: Path, plot_path: Path) -> None:
     rows = shaped_rows(figures["shaped"])
     summary = {"ceiling": figures["ceiling"], "shaped": rows, "soak": soak_summary(figures["soak"]),
-               "soak_instant": soak_summary(figures.get("soak_instant"))}
-    if summary["soak"] and summary["soak_instant"]:
+               "soak_minimal": soak_summary(figures.get("soak_minimal"))}
+    if summary["soak"] and summary["soak_minimal"]:
         summary["soak"]["sut_steady_growth_mib_per_minute"] = round(
-            summary["soak"]["steady_growth_mib_per_minute"] - summary["soak_instant"]["steady_growth_mib_per_minute"],
+            summary["soak"]["steady_growth_mib_per_minute"] - summary["soak_minimal"]["steady_growth_mib_per_minute"],
             2)
     out.write_text(json.dumps(summary, indent=2) + "\n")
     console = Console(width=max(120, Console().width))
@@ -111,15 +111,15 @@ def report(figures: dict, out: Path, plot_path: Path) -> None:
         console.print(table)
         plot(rows, plot_path)
         console.print(f"plot: {plot_path}")
-    for name in ("soak", "soak_instant"):
+    for name in ("soak", "soak_minimal"):
         soak = summary[name]
         if soak:
-            who = "our SUT" if name == "soak" else "loadgen's instant SUT"
-            console.print(f"soak ({who}): {soak['seconds']} s Server run, {soak['samples']} queries, RSS "
-                          f"{soak['rss_start_mib']} -> {soak['rss_end_mib']} MiB (max {soak['rss_max_mib']}), growth "
+            who = "our SUT" if name == "soak" else "a minimal SUT answering as late from one thread"
+            console.print(f"soak ({who}): {soak['seconds']} s Server run, {soak['samples']} queries, private memory (USS) "
+                          f"{soak['uss_start_mib']} -> {soak['uss_end_mib']} MiB (max {soak['uss_max_mib']}), growth "
                           f"{soak['growth_mib_per_minute']} MiB/min, {soak['steady_growth_mib_per_minute']} MiB/min "
                           "over the second half")
     if summary["soak"] and "sut_steady_growth_mib_per_minute" in summary["soak"]:
-        console.print("soak: steady growth of our SUT beyond loadgen's own: "
+        console.print("soak: steady growth of our SUT beyond the minimal SUT's: "
                       f"{summary['soak']['sut_steady_growth_mib_per_minute']} MiB/min")
     console.print(f"figures: {out}")
