@@ -43,3 +43,21 @@ def test_replay_under_mpi(quick, tmp_path):
                     f"output_dir={out}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "result.json").read_text())["sample_count"] > 0
+
+
+def test_latency_histogram_percentiles_within_its_bin_width():
+    import numpy as np
+
+    from sut.backends.latency import RELATIVE_STEP, LatencyHistogram
+
+    values = np.random.default_rng(0).lognormal(np.log(0.25), 0.5, 20000)
+    histogram = LatencyHistogram()
+    for value in values:
+        histogram.add(float(value))
+    for q in (50, 90, 99, 99.9):
+        exact = float(np.percentile(values, q, method="inverted_cdf"))
+        assert exact <= histogram.percentile(q) <= exact * (1 + 2 * RELATIVE_STEP)
+    assert histogram.count == 20000 and LatencyHistogram().percentile(99) is None
+    histogram.add(0.0)  # below the range: the first bin
+    histogram.add(1e6)  # above it: the last bin
+    assert histogram.count == 20002

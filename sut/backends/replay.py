@@ -9,7 +9,6 @@ events and delivers every event that is due in one batch.
 from __future__ import annotations
 
 import heapq
-from array import array
 import itertools
 import logging
 import threading
@@ -20,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sut.backends.base import BackendSpec, ErrorCallback, GenerationRequest, TokenCallback
+from sut.backends.latency import LatencyHistogram
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,9 @@ class EngineStats:
         self.tokens = 0
         self.first_submit: float | None = None
         self.last_final: float | None = None
-        # Compact arrays (8 bytes a value): a long run keeps one entry per request.
-        self.ttft_s = array("d")
-        self.tpot_s = array("d")
+        # Constant-size histograms: a long run adds nothing per request.
+        self.ttft = LatencyHistogram()
+        self.tpot = LatencyHistogram()
         # Loadgen's Server token rate ends when the last-issued query is done; the engine tracks the same moment.
         self.last_submit: float | None = None
         self.last_submitted_id: int | None = None
@@ -70,9 +70,9 @@ class EngineStats:
 
     def summary(self) -> dict:
         span = (self.last_final or 0.0) - (self.first_submit or 0.0)
-        p99 = lambda values: round(float(np.percentile(values, 99)) * 1e3, 3) if len(values) else None  # noqa: E731
+        p99 = lambda histogram: None if not histogram.count else round(histogram.percentile(99) * 1e3, 3)  # noqa: E731
         return {"tokens": self.tokens, "tokens_per_second": self.tokens / span if span > 0 else None,
-                "ttft_p99_ms": p99(self.ttft_s), "tpot_p99_ms": p99(self.tpot_s), "requests": len(self.ttft_s),
+                "ttft_p99_ms": p99(self.ttft), "tpot_p99_ms": p99(self.tpot), "requests": self.ttft.count,
                 "first_submit": self.first_submit, "last_final": self.last_final, "last_submit": self.last_submit,
                 "last_submitted_done": self.last_submitted_done}
 
@@ -204,6 +204,6 @@ class ReplayBackend:
         stats = self.stats
         stats.tokens += answer.size
         stats.last_final = now
-        stats.ttft_s.append(first_at - submitted)
+        stats.ttft.add(first_at - submitted)
         if answer.size > 1:
-            stats.tpot_s.append((now - first_at) / (answer.size - 1))
+            stats.tpot.add((now - first_at) / (answer.size - 1))

@@ -1,0 +1,36 @@
+"""A latency histogram of constant size, so a simulated engine's bookkeeping does not grow with a long run.
+
+Bins are log-spaced 0.01% apart from 1 us to 1000 s (about 207k int32 counters, 0.8 MB); a percentile is the upper
+edge of its bin, within 0.01% of the exact value (25 us at a 250 ms TTFT).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+LOW_S, HIGH_S = 1e-6, 1e3
+RELATIVE_STEP = 1e-4
+_SCALE = 1 / math.log1p(RELATIVE_STEP)
+_BINS = int(math.log(HIGH_S / LOW_S) * _SCALE) + 2
+
+
+class LatencyHistogram:
+    __slots__ = ("counts", "count")
+
+    def __init__(self):
+        self.counts = np.zeros(_BINS, dtype=np.int32)
+        self.count = 0
+
+    def add(self, seconds: float) -> None:
+        index = 0 if seconds <= LOW_S else min(int(math.log(seconds / LOW_S) * _SCALE) + 1, _BINS - 1)
+        self.counts[index] += 1
+        self.count += 1
+
+    def percentile(self, q: float) -> float | None:
+        """The q-th percentile in seconds (the smallest bin edge with at least q% of the values at or below it)."""
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(q / 100 * self.count))
+        index = int(np.searchsorted(np.cumsum(self.counts, dtype=np.int64), rank))
+        return LOW_S * math.exp(index / _SCALE)
