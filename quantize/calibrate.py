@@ -21,7 +21,7 @@ from llmkit.config.schema import DatasetSource, DatasetSplit, RunConfig
 from llmkit.data.datasets import load_dataset, tokenize_inputs
 from llmkit.errors import UserError
 from llmkit.models.checkpoint import resolve_checkpoint
-from llmkit.tokenizers import detect_tokenizer_file, load_tokenizer
+from llmkit.tokenizers import TokenizerFile, detect_tokenizer_file, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,7 @@ def _source_fingerprint(cfg: RunConfig, texts: list[str]) -> str:
     return "sample sha256 " + hashlib.sha256("\x00".join(texts).encode()).hexdigest()
 
 
-def tokenizer_fingerprint(checkpoint: Path) -> str:
-    tokenizer_file = detect_tokenizer_file(checkpoint)
+def tokenizer_fingerprint(tokenizer_file: TokenizerFile) -> str:
     return f"{tokenizer_file.kind.value} sha256 {file_sha256(tokenizer_file.path)}"
 
 
@@ -59,7 +58,7 @@ def check_calibration_set(directory: Path, benchmark: Benchmark, checkpoint: Pat
     if inputs.get("benchmark") != benchmark.name:
         raise UserError(f"calibration set {directory} was built for {inputs.get('benchmark')}, not {benchmark.name}; "
                         f"build one with llmkit calibrate benchmark={benchmark.name}")
-    if inputs.get("tokenizer") != tokenizer_fingerprint(checkpoint):
+    if inputs.get("tokenizer") != tokenizer_fingerprint(detect_tokenizer_file(checkpoint)):
         raise UserError(f"calibration set {directory} was tokenized with another tokenizer than {checkpoint}'s; "
                         "rebuild it with llmkit calibrate for this model")
     return manifest
@@ -78,7 +77,7 @@ def calibrate(cfg: RunConfig) -> Path:
     tokenizer_file = detect_tokenizer_file(checkpoint.path)
     inputs = {
         "benchmark": benchmark.name, "dataset": _source_fingerprint(cfg, texts),
-        "tokenizer": tokenizer_fingerprint(checkpoint.path),
+        "tokenizer": tokenizer_fingerprint(tokenizer_file),
         "num_samples": count, "max_length": max_length, "batch_size": settings.batch_size,
     }
 

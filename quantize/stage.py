@@ -32,14 +32,14 @@ GATE_FAILED_EXIT_CODE = 1
 FAILED_GATES: list[Path] = []
 
 
-def resolve_device(requested: QuantizeDevice, precision: PrecisionName) -> str:
+def resolve_device(requested: QuantizeDevice, needs_nvfp4: bool) -> str:
     import torch
 
     has_gpu = torch.cuda.is_available()
     if requested is QuantizeDevice.cuda and not has_gpu:
         raise UserError("quantize.device=cuda but no CUDA GPU is visible; use quantize.device=auto or cpu")
     device = "cuda" if requested is QuantizeDevice.cuda or (requested is QuantizeDevice.auto and has_gpu) else "cpu"
-    if precision is PrecisionName.nvfp4 and device == "cpu":
+    if needs_nvfp4 and device == "cpu":
         raise UserError("precision=nvfp4 needs a CUDA GPU (modelopt computes NVFP4 scales only on the GPU) and "
                         f"{'none is visible' if not has_gpu else 'quantize.device=cpu'}; run it on a GPU machine or "
                         "choose precision=fp8")
@@ -55,10 +55,11 @@ def _in_sweep() -> bool:
 
 def _checkpoint_files(path: Path) -> list[Path]:
     """Everything of the checkpoint the artifact is made from: config, weights and the tokenizer files it copies."""
-    tokenizer = [f for name in TOKENIZER_FILES for f in ([path / name] if (path / name).is_file()
-                                                          else sorted((path / name).rglob("*")))]
-    return [path / "config.json", *sorted(path.glob("*.safetensors")), *sorted(path.glob("*.bin")),
-            *(f for f in tokenizer if f.is_file())]
+    files = [path / "config.json", *sorted(path.glob("*.safetensors")), *sorted(path.glob("*.bin"))]
+    for name in TOKENIZER_FILES:  # a file, or a directory such as original/
+        entry = path / name
+        files += [entry] if entry.is_file() else [f for f in sorted(entry.rglob("*")) if f.is_file()]
+    return files
 
 
 def _recipe_key(precision) -> dict:
@@ -80,7 +81,7 @@ def quantize(cfg: RunConfig) -> Path:
     check_topology(shape, system.tp, system.pp)
     check_recipe(shape, precision, system.tp)
     formats = recipe_formats(precision)
-    device = resolve_device(settings.device, PrecisionName.nvfp4 if PrecisionName.nvfp4 in formats else precision.name)
+    device = resolve_device(settings.device, PrecisionName.nvfp4 in formats)
     passthrough = precision.name is PrecisionName.bf16
     given = Path(settings.calibration_dir) if settings.calibration_dir else None
     given_manifest = check_calibration_set(given, benchmark, checkpoint.path) if given else {}

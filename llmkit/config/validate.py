@@ -71,6 +71,14 @@ def check(cfg: RunConfig, serving: bool = True) -> list[Finding]:
     return findings
 
 
+def _at_least_one(prefix: str, section, names: tuple[str, ...], error) -> None:
+    """Each named setting of the section, when set (None means "use the default"), must be at least 1."""
+    for name in names:
+        value = getattr(section, name)
+        if value is not None and value < 1:
+            error(f"{prefix}.{name} must be at least 1, got {value}")
+
+
 def _check_model(cfg: RunConfig, benchmark: Benchmark, error) -> None:
     model = cfg.model
     if model.path is None:
@@ -96,9 +104,7 @@ def _check_dataset(cfg: RunConfig, error, warning) -> None:
 
 def _check_system(cfg: RunConfig, error) -> None:
     system = cfg.system
-    for name in ("dp", "tp", "pp", "nodes"):
-        if getattr(system, name) < 1:
-            error(f"system.{name} must be at least 1, got {getattr(system, name)}")
+    _at_least_one("system", system, ("dp", "tp", "pp", "nodes"), error)
     if system.device not in ("cpu", "cuda"):
         error(f"system.device must be cpu or cuda, got '{system.device}'")
 
@@ -116,10 +122,7 @@ def _check_backend(cfg: RunConfig, error, warning) -> None:
         warning(f"backend.ttft_ms and backend.tpot_ms have no effect with backend={backend.name.value}")
     if backend.name is BackendName.replay and (backend.threads or backend.max_prefill_tokens != 8192):
         warning("backend.threads and backend.max_prefill_tokens have no effect with backend=replay")
-    if backend.max_batch_size < 1:
-        error(f"backend.max_batch_size must be at least 1, got {backend.max_batch_size}")
-    if backend.max_prefill_tokens < 1:
-        error(f"backend.max_prefill_tokens must be at least 1, got {backend.max_prefill_tokens}")
+    _at_least_one("backend", backend, ("max_batch_size", "max_prefill_tokens"), error)
     if backend.threads < 0:
         error(f"backend.threads must be 0 (torch chooses) or more, got {backend.threads}")
 
@@ -148,13 +151,7 @@ def _check_loadgen(cfg: RunConfig, benchmark: Benchmark, error, warning) -> None
 
 
 def _check_calibration(cfg: RunConfig, error) -> None:
-    calibration = cfg.calibration
-    for name in ("num_samples", "max_length"):
-        value = getattr(calibration, name)
-        if value is not None and value < 1:
-            error(f"calibration.{name} must be at least 1, got {value}")
-    if calibration.batch_size < 1:
-        error(f"calibration.batch_size must be at least 1, got {calibration.batch_size}")
+    _at_least_one("calibration", cfg.calibration, ("num_samples", "max_length", "batch_size"), error)
 
 
 SEARCHABLE_FORMATS = (PrecisionName.fp8, PrecisionName.int8_sq, PrecisionName.w4a8_awq, PrecisionName.nvfp4)
@@ -182,9 +179,7 @@ def _check_precision(cfg: RunConfig, error, warning) -> None:
               f"got {precision.awq_block_size}")
     if name is PrecisionName.bf16 and precision.kv_cache is not KVCacheFormat.none:
         error("precision=bf16 passes the checkpoint through, but an FP8 KV cache needs calibration; use precision=fp8")
-    for name in ("gate_samples", "score_batches"):
-        if getattr(quantize, name) < 1:
-            error(f"quantize.{name} must be at least 1, got {getattr(quantize, name)}")
+    _at_least_one("quantize", quantize, ("gate_samples", "score_batches"), error)
     if quantize.export_dtype is DType.float32:
         error("quantize.export_dtype must be float16 or bfloat16 (TensorRT-LLM checkpoints hold no float32 weights)")
     if not 0 <= quantize.min_greedy_agreement <= 1:
@@ -193,9 +188,7 @@ def _check_precision(cfg: RunConfig, error, warning) -> None:
 
 def _check_evaluation(cfg: RunConfig, error) -> None:
     evaluation = cfg.evaluation
-    for name in ("workers", "max_processes", "memory_mb", "max_file_mb"):
-        if getattr(evaluation, name) < 1:
-            error(f"evaluation.{name} must be at least 1, got {getattr(evaluation, name)}")
+    _at_least_one("evaluation", evaluation, ("workers", "max_processes", "memory_mb", "max_file_mb"), error)
     for name in ("timeout_s", "compile_timeout_s"):
         if getattr(evaluation, name) <= 0:
             error(f"evaluation.{name} must be positive, got {getattr(evaluation, name)}")
