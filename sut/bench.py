@@ -21,7 +21,7 @@ from llmkit.config.schema import BackendConfig, BackendName, SystemConfig, TinyA
 from llmkit.data.sample import sample_frame
 from llmkit.log import setup_logging
 from llmkit.models.tiny import ensure_tiny_checkpoint
-from sut.backends.base import BackendSpec, GenerationRequest
+from sut.backends.base import BackendSpec, GenerationRequest, RequestBatch
 from sut.backends.hf import HFBackend, load_model
 
 TINY = {"mixtral-8x7b": TinyArchitecture.mixtral, "llama3.1-405b": TinyArchitecture.llama3}
@@ -45,14 +45,16 @@ def batched(checkpoint: str, requests: list[GenerationRequest], batch_size: int)
     spec = BackendSpec(BackendConfig(name=BackendName.hf, max_batch_size=batch_size), SystemConfig(name="cpu"), checkpoint)
     backend, outputs, done = HFBackend(spec), {}, threading.Event()
 
-    def on_final(events) -> None:
-        outputs.update((request_id, ids.tolist()) for request_id, ids in events)
+    def on_final(tokens) -> None:
+        outputs.update((request_id, ids.tolist()) for request_id, ids in tokens.pairs())
         if len(outputs) == len(requests):
             done.set()
 
     backend.start(lambda events: None, on_final, lambda _, message: done.set())
     start = time.perf_counter()
-    backend.submit(requests)
+    first = requests[0]
+    backend.submit(RequestBatch.of([r.prompt for r in requests], first.max_new_tokens, first.min_new_tokens,
+                                   first.eos_ids))
     done.wait()
     elapsed = time.perf_counter() - start
     backend.stop()

@@ -1,15 +1,16 @@
 """Spread queries over the data-parallel backend instances: round-robin in Offline, least-pending in Server."""
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Protocol
 
-from sut.backends.base import GenerationRequest
+import numpy as np
+
+from sut.backends.base import RequestBatch
 
 
 class Instance(Protocol):
-    def submit(self, requests: Sequence[GenerationRequest]) -> None: ...
+    def submit(self, batch: RequestBatch) -> None: ...
 
     def pending(self) -> int: ...
 
@@ -20,18 +21,19 @@ class Dispatcher:
             raise ValueError("a dispatcher needs at least one backend instance")
         self.instances = list(instances)
         self.least_pending = least_pending
-        self._next = itertools.cycle(range(len(self.instances)))
+        self._next = 0  # the instance that gets the next request round-robin
 
-    def submit(self, requests: Sequence[GenerationRequest]) -> None:
-        if len(self.instances) == 1:
-            self.instances[0].submit(requests)
+    def submit(self, batch: RequestBatch) -> None:
+        count = len(self.instances)
+        if count == 1:
+            self.instances[0].submit(batch)
         elif self.least_pending:
-            for request in requests:
-                min(self.instances, key=lambda i: i.pending()).submit([request])
+            for position in range(len(batch)):
+                min(self.instances, key=lambda i: i.pending()).submit(batch.take(slice(position, position + 1)))
         else:
-            shares: list[list[GenerationRequest]] = [[] for _ in self.instances]
-            for request in requests:
-                shares[next(self._next)].append(request)
-            for instance, share in zip(self.instances, shares):
-                if share:
-                    instance.submit(share)
+            turns = (np.arange(len(batch)) + self._next) % count
+            self._next = (self._next + len(batch)) % count
+            for index, instance in enumerate(self.instances):
+                share = np.flatnonzero(turns == index)
+                if share.size:
+                    instance.submit(batch.take(share))

@@ -1,6 +1,8 @@
-"""The loadgen bridge: QSL over the dataset, issue_queries into the dispatcher, responses back to loadgen.
+"""The loadgen bridge: QSL over the dataset, issued queries into the dispatcher, answers back to loadgen.
 
-The hot path reacts to two events per query (first tokens, final tokens); no lock is held across a loadgen call.
+Loadgen's fast SUT interface hands over ids and sample indices as two lists, and each batch of answers goes back
+in one call, checked by the token ledger with array operations: the only Python work per query is the response
+object loadgen's binding requires. No lock is held across a loadgen call.
 """
 from __future__ import annotations
 
@@ -12,102 +14,78 @@ import numpy as np
 
 from llmkit.benchmarks import Benchmark, Scenario
 from llmkit.data.datasets import Dataset
-from sut.backends.base import GenerationRequest
-from sut.tokens import QueryTokens, TokenAccountingError
+from sut.backends.base import RequestBatch
+from sut.tokens import TokenAccountingError, TokenBatch, TokenLedger
 
 log = logging.getLogger(__name__)
 
 
-def loadgen_responses(payloads: list[tuple[int, np.ndarray]]) -> tuple[list, np.ndarray]:
-    """QuerySampleResponses for a batch, pointing into one contiguous int32 buffer that the caller keeps alive.
-
-    Taking one pointer for the batch instead of one per answer (ndarray.ctypes is slow) roughly halves the cost of
-    answering loadgen.
-    """
+def loadgen_responses(loadgen_ids: list[int], tokens: TokenBatch, lengths: np.ndarray) -> list:
+    """QuerySampleResponses pointing into the batch's buffer (keep `tokens` alive until loadgen returns)."""
     import mlperf_loadgen as lg
 
-    if len(payloads) == 1:
-        request_id, ids = payloads[0]
-        return [lg.QuerySampleResponse(request_id, ids.ctypes.data, ids.nbytes, ids.size)], ids
-    buffer = np.concatenate([ids for _, ids in payloads])
-    sizes = np.fromiter((ids.size for _, ids in payloads), dtype=np.int64, count=len(payloads))
-    offsets = np.zeros_like(sizes)
-    np.cumsum(sizes[:-1], out=offsets[1:])
-    pointers = (buffer.ctypes.data + offsets * buffer.itemsize).tolist()
-    return [lg.QuerySampleResponse(request_id, pointer, 4 * n, n)
-            for (request_id, _), pointer, n in zip(payloads, pointers, sizes.tolist())], buffer
+    return list(map(lg.QuerySampleResponse, loadgen_ids, tokens.pointers().tolist(),
+                    (lengths * tokens.buffer.itemsize).tolist(), lengths.tolist()))
 
 
 class Harness:
     def __init__(self, dataset: Dataset, benchmark: Benchmark, scenario: Scenario, max_new_tokens: int,
-                 submit: Callable[[list[GenerationRequest]], None], fatal: Callable[[str], None]):
+                 submit: Callable[[RequestBatch], None], fatal: Callable[[str], None]):
         self.dataset = dataset
         self.benchmark = benchmark
         self.streaming = scenario.streams_first_token
         self.max_new_tokens = max_new_tokens
-        self.eos_ids = frozenset(benchmark.eos_ids)
         self._submit = submit
         self._fatal = fatal
         self.progress = None  # a tqdm bar, set when loadgen starts
-        self._queries: dict[int, QueryTokens] = {}
+        self._ledger = TokenLedger(self.streaming, benchmark.eos_ids)
         self._lock = threading.Lock()
         self.completed = 0
         self.output_tokens = 0
         self._idle = threading.Event()
         self._idle.set()
 
-    # loadgen callbacks -------------------------------------------------------------------------------
-    def issue_queries(self, samples) -> None:
-        requests = []
-        prompts, stops, streaming = self.dataset.prompts, self.dataset.stop_sequences, self.streaming
-        max_new, min_new, eos_ids = self.max_new_tokens, self.benchmark.min_new_tokens, self.benchmark.eos_ids
+    # loadgen callbacks (the fast SUT interface) ------------------------------------------------------
+    def issue_queries(self, loadgen_ids: list[int], sample_indices: list[int]) -> None:
         with self._lock:
-            for sample in samples:
-                self._queries[sample.id] = QueryTokens(self.streaming, self.eos_ids)
-                index = sample.index
-                requests.append(GenerationRequest(sample.id, prompts[index], max_new, min_new, eos_ids,
-                                                  stops[index], streaming, index))
+            request_ids = self._ledger.issue(loadgen_ids)
             self._idle.clear()
-        self._submit(requests)
+        self._submit(RequestBatch(
+            request_ids, np.array(sample_indices, dtype=np.int64), self.dataset.prompts, self.dataset.stop_sequences,
+            self.max_new_tokens, self.benchmark.min_new_tokens, self.benchmark.eos_ids, self.streaming,
+        ))
 
     def flush_queries(self) -> None:
         pass
 
-    # backend callbacks: batches of (request id, token ids) -------------------------------------------
-    def on_first(self, events) -> None:
+    # backend callbacks -------------------------------------------------------------------------------
+    def on_first(self, tokens: TokenBatch) -> None:
         import mlperf_loadgen as lg
 
-        payloads = []
         try:
             with self._lock:
-                for request_id, ids in events:
-                    payloads.append((request_id, self._queries[request_id].first(ids)))
-        except (TokenAccountingError, KeyError) as error:
-            self._fatal(f"token accounting failed: {error!r}")
+                loadgen_ids = self._ledger.first(tokens)
+        except TokenAccountingError as error:
+            self._fatal(f"token accounting failed: {error}")
             return
-        responses, _buffer = loadgen_responses(payloads)  # the buffer must outlive the call
-        lg.FirstTokenComplete(responses)
+        lg.FirstTokenComplete(loadgen_responses(loadgen_ids, tokens, tokens.lengths))
 
-    def on_final(self, events) -> None:
+    def on_final(self, tokens: TokenBatch) -> None:
         import mlperf_loadgen as lg
 
-        payloads = []
         try:
             with self._lock:
-                for request_id, ids in events:
-                    final = self._queries.pop(request_id).final(ids)
-                    payloads.append((request_id, final))
-                    self.output_tokens += final.size
-                self.completed += len(payloads)
-                if not self._queries:
+                loadgen_ids, lengths = self._ledger.final(tokens)
+                self.completed += len(tokens)
+                self.output_tokens += int(lengths.sum())
+                if not self._ledger.outstanding:
                     self._idle.set()
-        except (TokenAccountingError, KeyError) as error:
-            self._fatal(f"token accounting failed: {error!r}")
+        except TokenAccountingError as error:
+            self._fatal(f"token accounting failed: {error}")
             return
-        responses, _buffer = loadgen_responses(payloads)  # the buffer must outlive the call
-        lg.QuerySamplesComplete(responses)
+        lg.QuerySamplesComplete(loadgen_responses(loadgen_ids, tokens, lengths))
         if self.progress is not None:
-            self.progress.update(len(payloads))
+            self.progress.update(len(tokens))
 
     def on_error(self, request_id: int | None, message: str) -> None:
         self._fatal(f"backend failed: {message}")

@@ -12,10 +12,10 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from llmkit.log import launcher_rank
-from sut.backends.base import BackendSpec, ErrorCallback, GenerationRequest, TokenCallback
+from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenCallback
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,9 @@ class RemoteInstance:
         self._outbox = outbox
         self.outstanding = 0
 
-    def submit(self, requests: Sequence[GenerationRequest]) -> None:
-        self.outstanding += len(requests)
-        self._outbox.put((self.rank, list(requests)))
+    def submit(self, batch: RequestBatch) -> None:
+        self.outstanding += len(batch)
+        self._outbox.put((self.rank, batch.detached()))
 
     def pending(self) -> int:
         return self.outstanding
@@ -130,8 +130,9 @@ def serve_worker(spec: BackendSpec, create_backend: Callable[[BackendSpec], obje
     backend = create_backend(spec)
     try:
         backend.start(
-            lambda batch: events.put((EVENT_FIRST, rank, batch)),
-            lambda batch: events.put((EVENT_FINAL, rank, batch)),
+            # Only the answers travel, not the backend's whole token buffer.
+            lambda tokens: events.put((EVENT_FIRST, rank, tokens.compact())),
+            lambda tokens: events.put((EVENT_FINAL, rank, tokens.compact())),
             lambda rid, message: events.put((EVENT_ERROR, rank, message)),
         )
     except Exception as error:

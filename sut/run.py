@@ -119,7 +119,7 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
     backends, coordinator = [], None
     harness = Harness(
         dataset, benchmark, cfg.scenario.name, cfg.max_new_tokens or benchmark.max_new_tokens,
-        submit=lambda requests: dispatcher.submit(requests), fatal=mpi.abort_job,
+        submit=lambda batch: dispatcher.submit(batch), fatal=mpi.abort_job,
     )
     if remote:
         coordinator = mpi.Coordinator(harness.on_first, harness.on_final, harness.on_error)
@@ -132,7 +132,7 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
             backends.append(backend)
         instances = backends
     dispatcher = Dispatcher(instances, least_pending=cfg.scenario.name is not Scenario.Offline)
-    sut = lg.ConstructSUT(harness.issue_queries, harness.flush_queries)
+    sut = lg.ConstructFastSUT(harness.issue_queries, harness.flush_queries)
     qsl = lg.ConstructQSL(len(dataset), len(dataset), lambda samples: None, lambda samples: None)
     log.info("loadgen %s %s run of %s on %d backend instance(s)", cfg.scenario.name.value, cfg.mode.value,
              benchmark.loadgen_model(cfg.scenario.name), len(instances))

@@ -8,7 +8,7 @@ import numpy as np
 from llmkit.benchmarks import MIXTRAL_8X7B
 from llmkit.config.schema import BackendConfig, BackendName, SystemConfig
 from llmkit.data.sample import sample_frame
-from sut.backends.base import BackendSpec, GenerationRequest
+from sut.backends.base import BackendSpec, RequestBatch
 from sut.backends.hf import HFBackend
 
 
@@ -19,18 +19,18 @@ def spec(artifacts, **backend) -> BackendSpec:
 
 def test_streams_first_tokens_then_finals_within_batch_limit(artifacts):
     prompts = [np.asarray(p, dtype=np.int32) for p in sample_frame(MIXTRAL_8X7B)["tok_input"]]
-    requests = [GenerationRequest(i, p, 6, 2, MIXTRAL_8X7B.eos_ids, stream=True) for i, p in enumerate(prompts)]
+    requests = RequestBatch.of(prompts, 6, 2, MIXTRAL_8X7B.eos_ids, stream=True)
     firsts, finals, errors, done = {}, {}, [], threading.Event()
 
-    def on_final(events):
-        for rid, ids in events:
+    def on_final(tokens):
+        for rid, ids in tokens.pairs():
             assert rid in firsts, "final before first"
             finals[rid] = ids
         if len(finals) == len(requests):
             done.set()
 
     backend = HFBackend(spec(artifacts, max_batch_size=4, max_prefill_tokens=200))
-    backend.start(lambda events: firsts.update(events), on_final, lambda rid, m: errors.append(m))
+    backend.start(lambda tokens: firsts.update(tokens.pairs()), on_final, lambda rid, m: errors.append(m))
     backend.submit(requests)
     assert done.wait(120)
     backend.stop()
@@ -45,6 +45,6 @@ def test_engine_failure_is_reported_not_swallowed(artifacts):
     backend = HFBackend(spec(artifacts))
     backend.start(lambda events: None, lambda events: None, lambda rid, m: (errors.append(m), done.set()))
     huge = np.array([MIXTRAL_8X7B.vocab_size + 5], dtype=np.int32)  # an id the embedding cannot look up
-    backend.submit([GenerationRequest(0, huge, 4, 2, MIXTRAL_8X7B.eos_ids)])
+    backend.submit(RequestBatch.of([huge], 4, 2, MIXTRAL_8X7B.eos_ids))
     assert done.wait(60)
     assert "hf backend instance 0 failed" in errors[0]

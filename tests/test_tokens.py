@@ -1,4 +1,4 @@
-"""Exhaustive tests of the token-accounting state machine."""
+"""Exhaustive tests of token accounting: the ledger's rules for one query, and the same rules over whole batches."""
 from __future__ import annotations
 
 import itertools
@@ -6,104 +6,129 @@ import itertools
 import numpy as np
 import pytest
 
-from sut.tokens import MIN_OUTPUT_TOKENS, QueryState, QueryTokens, TokenAccountingError, as_int32, trim_trailing_eos
+from sut.tokens import MIN_OUTPUT_TOKENS, TokenAccountingError, TokenBatch, TokenLedger, as_int32
 
 EOS = frozenset({2})
 LLAMA_EOS = frozenset({128009, 128001, 128008})
 
 
+@pytest.fixture(autouse=True, params=["answer by answer", "whole batch"])
+def check_path(request, monkeypatch):
+    """Every rule is checked on both of the ledger's paths: Python per answer (small batches) and array operations
+    over the whole batch."""
+    monkeypatch.setattr(TokenLedger, "SMALL_BATCH", 10**9 if request.param == "answer by answer" else 0)
+    return request.param
+
+
+def answer(request_id: int, ids) -> TokenBatch:
+    return TokenBatch.from_pairs([(request_id, ids)])
+
+
+def issued(streaming: bool, eos=EOS, n: int = 1) -> tuple[TokenLedger, np.ndarray]:
+    ledger = TokenLedger(streaming, eos)
+    return ledger, ledger.issue([1000 + i for i in range(n)])
+
+
 def test_offline_final_only():
-    query = QueryTokens(streaming=False, eos_ids=EOS)
-    final = query.final([5, 6, 2])
-    assert final.dtype == np.int32 and final.tolist() == [5, 6, 2]
-    assert query.state is QueryState.COMPLETED
+    ledger, (rid,) = issued(streaming=False)
+    loadgen_ids, lengths = ledger.final(answer(rid, [5, 6, 2]))
+    assert loadgen_ids == [1000] and lengths.tolist() == [3]
+    assert ledger.outstanding == 0
 
 
 def test_offline_rejects_first_tokens():
+    ledger, (rid,) = issued(streaming=False)
     with pytest.raises(TokenAccountingError, match="does not stream"):
-        QueryTokens(streaming=False, eos_ids=EOS).first([5])
+        ledger.first(answer(rid, [5]))
 
 
 def test_streaming_first_then_final():
-    query = QueryTokens(streaming=True, eos_ids=EOS)
-    assert query.first([5]).tolist() == [5]
-    assert query.state is QueryState.FIRST_REPORTED
-    assert query.final([5, 6, 7]).tolist() == [5, 6, 7]
+    ledger, (rid,) = issued(streaming=True)
+    assert ledger.first(answer(rid, [5])) == [1000]
+    assert ledger.final(answer(rid, [5, 6, 7]))[1].tolist() == [3]
 
 
 def test_streaming_final_before_first_is_refused():
-    with pytest.raises(TokenAccountingError, match="before the first tokens"):
-        QueryTokens(streaming=True, eos_ids=EOS).final([5, 6])
+    ledger, (rid,) = issued(streaming=True)
+    with pytest.raises(TokenAccountingError, match="before its first tokens"):
+        ledger.final(answer(rid, [5, 6]))
 
 
-def test_first_must_be_a_prefix_of_final():
-    query = QueryTokens(streaming=True, eos_ids=EOS)
-    query.first([5, 6])
+@pytest.mark.parametrize(("first", "final"), [([5, 6], [5, 7, 8]), ([9], [5, 6]), ([5, 6, 7], [5, 6])])
+def test_first_must_be_a_prefix_of_final(first, final):
+    ledger, (rid,) = issued(streaming=True)
+    ledger.first(answer(rid, first))
     with pytest.raises(TokenAccountingError, match="does not start with"):
-        query.final([5, 7, 8])
-
-
-def test_first_longer_than_final_is_refused():
-    query = QueryTokens(streaming=True, eos_ids=EOS)
-    query.first([5, 6, 7])
-    with pytest.raises(TokenAccountingError, match="does not start with"):
-        query.final([5, 6])
+        ledger.final(answer(rid, final))
 
 
 def test_first_twice_and_final_twice_are_refused():
-    query = QueryTokens(streaming=True, eos_ids=EOS)
-    query.first([5])
-    with pytest.raises(TokenAccountingError, match="already"):
-        query.first([5])
-    query.final([5, 6])
+    ledger, (rid,) = issued(streaming=True)
+    ledger.first(answer(rid, [5]))
+    with pytest.raises(TokenAccountingError, match="already reported"):
+        ledger.first(answer(rid, [5]))
+    ledger.final(answer(rid, [5, 6]))
     with pytest.raises(TokenAccountingError, match="completed twice"):
-        query.final([5, 6])
+        ledger.final(answer(rid, [5, 6]))
 
 
 def test_empty_first_payload_is_refused():
+    ledger, (rid,) = issued(streaming=True)
     with pytest.raises(TokenAccountingError, match="empty"):
-        QueryTokens(streaming=True, eos_ids=EOS).first([])
+        ledger.first(answer(rid, []))
 
 
 @pytest.mark.parametrize("n", range(MIN_OUTPUT_TOKENS))
 def test_fewer_than_two_tokens_is_refused(n):
+    ledger, (rid,) = issued(streaming=False)
     with pytest.raises(TokenAccountingError, match="at least 2"):
-        QueryTokens(streaming=False, eos_ids=EOS).final([7] * n)
+        ledger.final(answer(rid, [7] * n))
 
 
-@pytest.mark.parametrize(
-    ("ids", "eos", "expected"),
-    [
-        ([5, 6, 2], EOS, [5, 6, 2]),
-        ([5, 6, 2, 2], EOS, [5, 6, 2]),
-        ([5, 6, 2, 2, 2, 2], EOS, [5, 6, 2]),
-        ([5, 2, 6], EOS, [5, 2, 6]),
-        ([5, 6, 128009, 128009], LLAMA_EOS, [5, 6, 128009]),
-        ([5, 6, 128009, 128001], LLAMA_EOS, [5, 6, 128009]),
-        ([5, 6, 2, 2], LLAMA_EOS, [5, 6, 2, 2]),
-    ],
-)
+TRIM_CASES = [
+    ([5, 6, 2], EOS, [5, 6, 2]),
+    ([5, 6, 2, 2], EOS, [5, 6, 2]),
+    ([5, 6, 2, 2, 2, 2], EOS, [5, 6, 2]),
+    ([5, 2, 6], EOS, [5, 2, 6]),
+    ([5, 6, 128009, 128009], LLAMA_EOS, [5, 6, 128009]),
+    ([5, 6, 128009, 128001], LLAMA_EOS, [5, 6, 128009]),
+    ([5, 6, 2, 2], LLAMA_EOS, [5, 6, 2, 2]),
+]
+
+
+@pytest.mark.parametrize(("ids", "eos", "expected"), TRIM_CASES)
 def test_at_most_one_trailing_eos(ids, eos, expected):
-    assert QueryTokens(streaming=False, eos_ids=eos).final(ids).tolist() == expected
+    ledger, (rid,) = issued(streaming=False, eos=eos)
+    assert ledger.final(answer(rid, ids))[1].tolist() == [len(expected)]
+
+
+def test_a_batch_is_trimmed_answer_by_answer():
+    ledger = TokenLedger(False, EOS | LLAMA_EOS)
+    cases = [ids for ids, eos, _ in TRIM_CASES if eos is EOS] * 3
+    rids = ledger.issue(list(range(len(cases))))
+    tokens = TokenBatch.from_pairs(list(zip(rids.tolist(), cases)))
+    _, lengths = ledger.final(tokens)
+    expected = [len(e) for ids, eos, e in TRIM_CASES if eos is EOS] * 3
+    assert lengths.tolist() == expected and ledger.outstanding == 0
 
 
 def test_only_eos_after_trim_is_too_short():
+    ledger, (rid,) = issued(streaming=False)
     with pytest.raises(TokenAccountingError, match="at least 2"):
-        QueryTokens(streaming=False, eos_ids=EOS).final([2, 2, 2])
+        ledger.final(answer(rid, [2, 2, 2]))
 
 
 def test_trim_keeps_first_prefix_rule():
-    query = QueryTokens(streaming=True, eos_ids=EOS)
-    query.first([5])
-    assert query.final([5, 6, 2, 2]).tolist() == [5, 6, 2]
+    ledger, (rid,) = issued(streaming=True)
+    ledger.first(answer(rid, [5]))
+    assert ledger.final(answer(rid, [5, 6, 2, 2]))[1].tolist() == [3]
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16, np.uint16])
 def test_payload_is_int32_with_n_tokens_equal_to_ids(dtype):
-    final = QueryTokens(streaming=False, eos_ids=EOS).final(np.array([5, 6, 7], dtype=dtype))
-    assert final.dtype == np.int32
-    assert final.nbytes == 4 * final.size
-    assert final.flags["C_CONTIGUOUS"]
+    tokens = answer(0, np.array([5, 6, 7], dtype=dtype))
+    assert tokens.buffer.dtype == np.int32 and tokens.buffer.flags["C_CONTIGUOUS"]
+    assert tokens.lengths.tolist() == [3] and tokens.buffer.nbytes == 4 * 3
 
 
 def test_non_integer_and_out_of_range_ids_are_refused():
@@ -122,18 +147,64 @@ def test_every_event_order_from_every_state():
         legal = ["first", "final"] if streaming else ["final"]
         for length in range(1, 4):
             for order in itertools.product(events, repeat=length):
-                query = QueryTokens(streaming=streaming, eos_ids=EOS)
+                ledger, (rid,) = issued(streaming)
                 is_prefix = list(order) == legal[: len(order)]
                 try:
                     for event in order:
-                        getattr(query, event)([5] if event == "first" else [5, 6])
+                        getattr(ledger, event)(answer(rid, [5] if event == "first" else [5, 6]))
                 except TokenAccountingError:
                     assert not is_prefix, (streaming, order)
                 else:
                     assert is_prefix, (streaming, order)
-                    assert (query.state is QueryState.COMPLETED) == (list(order) == legal)
+                    assert (ledger.outstanding == 0) == (list(order) == legal)
 
 
-def test_trim_trailing_eos_on_empty_and_single():
-    assert trim_trailing_eos(np.array([], dtype=np.int32), EOS).size == 0
-    assert trim_trailing_eos(np.array([2], dtype=np.int32), EOS).tolist() == [2]
+def test_unknown_and_duplicate_requests_are_refused():
+    ledger, rids = issued(streaming=False, n=3)
+    with pytest.raises(TokenAccountingError, match="request 3 was never issued"):
+        ledger.final(answer(3, [5, 6]))
+    with pytest.raises(TokenAccountingError, match="request 1 is answered twice in one batch"):
+        ledger.final(TokenBatch.from_pairs([(1, [5, 6]), (0, [5, 6]), (1, [5, 6])]))
+
+
+def test_an_answer_outside_its_buffer_is_refused():
+    ledger, (rid,) = issued(streaming=False)
+    bad = TokenBatch(np.array([rid]), np.array([5, 6], dtype=np.int32), np.array([1]), np.array([2]))
+    with pytest.raises(TokenAccountingError, match="outside its token buffer"):
+        ledger.final(bad)
+
+
+def test_the_ring_keeps_its_size_over_a_long_run_and_knows_old_requests():
+    ledger = TokenLedger(False, EOS, capacity=8)
+    first = ledger.issue([7])
+    ledger.final(answer(int(first[0]), [5, 6]))
+    for step in range(1000):  # a long run with 3 queries in flight at a time
+        rids = ledger.issue([10 * step + i for i in range(3)])
+        loadgen_ids, _ = ledger.final(TokenBatch.from_pairs([(int(r), [5, 6]) for r in rids[::-1]]))
+        assert loadgen_ids == [10 * step + i for i in (2, 1, 0)]
+    assert ledger._capacity == 8 and ledger.outstanding == 0
+    with pytest.raises(TokenAccountingError, match="completed twice"):
+        ledger.final(answer(int(first[0]), [5, 6]))  # its ring position has been reused many times since
+
+
+def test_the_ring_grows_around_queries_still_in_flight():
+    ledger = TokenLedger(True, EOS, capacity=4)
+    old = ledger.issue([1, 2])
+    ledger.first(TokenBatch.from_pairs([(int(old[0]), [5, 9]), (int(old[1]), [5])]))
+    new = ledger.issue(list(range(100, 120)))  # would overwrite the two in flight: the ring grows
+    assert ledger._capacity >= 2 * 22
+    ledger.first(TokenBatch.from_pairs([(int(r), [5]) for r in new]))
+    loadgen_ids, _ = ledger.final(TokenBatch.from_pairs([(int(r), [5, 6]) for r in new]))
+    assert loadgen_ids == list(range(100, 120))
+    with pytest.raises(TokenAccountingError, match="does not start with"):
+        ledger.final(answer(int(old[0]), [5, 6]))  # its two-token first payload survived the move
+    loadgen_ids, _ = ledger.final(answer(int(old[1]), [5, 6, 2]))
+    assert loadgen_ids == [2]
+
+
+def test_compact_and_pointers():
+    buffer = np.arange(20, dtype=np.int32)
+    tokens = TokenBatch(np.array([4, 5]), buffer, np.array([10, 2]), np.array([3, 2]))
+    assert [ids.tolist() for _, ids in tokens.compact().pairs()] == [[10, 11, 12], [2, 3]]
+    assert tokens.compact().buffer.size == 5
+    assert tokens.pointers().tolist() == [buffer.ctypes.data + 40, buffer.ctypes.data + 8]

@@ -8,11 +8,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Sequence as Seq
-
-import numpy as np
-
-from sut.backends.base import BackendSpec, ErrorCallback, GenerationRequest, TokenCallback
+from sut.backends.base import BackendSpec, ErrorCallback, GenerationRequest, RequestBatch, TokenCallback
+from sut.tokens import TokenBatch
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +49,10 @@ class HFBackend:
         self._thread.start()
         log.info("hf backend instance %d ready on %s", self.spec.instance, self.spec.system.device)
 
-    def submit(self, requests: Seq[GenerationRequest]) -> None:
+    def submit(self, batch: RequestBatch) -> None:
         with self._pending_lock:
-            self._pending += len(requests)
-        for request in requests:
+            self._pending += len(batch)
+        for request in batch.requests():
             self._inbox.put(request)
 
     def pending(self) -> int:
@@ -97,10 +94,9 @@ class HFBackend:
             while not self._stopping.is_set() or len(batch):
                 new = self._take_new(batch, block=len(batch) == 0)
                 if new:
-                    firsts = [(s.request.request_id, np.asarray(s.generated[:1], dtype=np.int32))
-                              for s in batch.admit(new) if s.request.stream]
+                    firsts = [(s.request.request_id, s.generated[:1]) for s in batch.admit(new) if s.request.stream]
                     if firsts:
-                        self._on_first(firsts)
+                        self._on_first(TokenBatch.from_pairs(firsts))
                 elif len(batch):
                     batch.step()
                 self._complete(batch.evict_finished())
@@ -113,4 +109,4 @@ class HFBackend:
             return
         with self._pending_lock:
             self._pending -= len(finished)
-        self._on_final([(s.request.request_id, np.asarray(s.generated, dtype=np.int32)) for s in finished])
+        self._on_final(TokenBatch.from_pairs([(s.request.request_id, s.generated) for s in finished]))

@@ -22,10 +22,11 @@ class LatencyHistogram:
         self.counts = np.zeros(_BINS, dtype=np.int32)
         self.count = 0
 
-    def add(self, seconds: float) -> None:
+    def add(self, seconds: float, count: int = 1) -> None:
+        """Record `count` requests that took `seconds` each."""
         index = 0 if seconds <= LOW_S else min(int(math.log(seconds / LOW_S) * _SCALE) + 1, _BINS - 1)
-        self.counts[index] += 1
-        self.count += 1
+        self.counts[index] += count
+        self.count += count
 
     def percentile(self, q: float) -> float | None:
         """The q-th percentile in seconds (the smallest bin edge with at least q% of the values at or below it)."""

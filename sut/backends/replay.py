@@ -3,8 +3,9 @@
 Each instance has `max_batch_size` slots. A request waits for a free slot, then its first token comes `ttft_ms`
 later and each further token `tpot_ms` after that; the slot frees with the last token. The answer is the row's
 `tok_ref_output`, else its tokenized `gt_output` (llama3.1-405b has no reference token ids), so an accuracy run
-scores the reference's own answers and TEST06 passes. One scheduler thread per instance keeps a heap of due
-events and delivers every event that is due in one batch.
+scores the reference's own answers and TEST06 passes. All answers live in one int32 buffer, so a batch of
+answers is a TokenBatch of pointers into it. One scheduler thread per instance keeps a heap of due events and
+delivers every event that is due in one batch; with no delays at all it answers each submitted batch whole.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sut.backends.base import BackendSpec, ErrorCallback, GenerationRequest, TokenCallback
+from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenCallback
 from sut.backends.latency import LatencyHistogram
+from sut.tokens import TokenBatch
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,9 @@ FIRST, FINAL = 0, 1
 MIN_WAIT_S = 0.001
 
 
-def reference_answers(spec: BackendSpec) -> list[np.ndarray]:
-    """Every row's answer as int32 ids: at least 2 tokens, at most one trailing EOS."""
+def reference_answers(spec: BackendSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every row's answer (at least 2 tokens, at most one trailing EOS) as one int32 buffer, with each row's start
+    and length in it."""
     from llmkit.benchmarks import get_benchmark
     from llmkit.data.datasets import load_dataset
     from llmkit.tokenizers import bundled_tokenizer_file, load_tokenizer
@@ -50,7 +53,10 @@ def reference_answers(spec: BackendSpec) -> list[np.ndarray]:
         if len(ids) < 2:
             ids = tokenizer.encode(" .")[-1:] + [benchmark.eos_id]
         answers.append(np.asarray(ids, dtype=np.int32))
-    return answers
+    lengths = np.fromiter((a.size for a in answers), dtype=np.int64, count=len(answers))
+    starts = np.zeros_like(lengths)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    return np.concatenate(answers), starts, lengths
 
 
 class EngineStats:
@@ -83,7 +89,7 @@ class ReplayBackend:
         self.slots = spec.backend.max_batch_size
         self.ttft = spec.backend.ttft_ms / 1e3
         self.tpot = spec.backend.tpot_ms / 1e3
-        self._waiting: deque[tuple[float, GenerationRequest]] = deque()
+        self._waiting: deque[tuple[float, RequestBatch]] = deque()
         self._condition = threading.Condition()
         self._pending = 0
         self._stopping = False
@@ -91,22 +97,22 @@ class ReplayBackend:
         self.stats = EngineStats()
 
     def start(self, on_first: TokenCallback, on_final: TokenCallback, on_error: ErrorCallback) -> None:
-        self.answers = reference_answers(self.spec)
+        self.buffer, self.starts, self.lengths = reference_answers(self.spec)
         self._on_first, self._on_final, self._on_error = on_first, on_final, on_error
         self._thread = threading.Thread(target=self._serve, name=f"replay-{self.spec.instance}", daemon=True)
         self._thread.start()
         log.info("replay backend instance %d ready: %d slots, TTFT %.1f ms, TPOT %.1f ms", self.spec.instance,
                  self.slots, self.ttft * 1e3, self.tpot * 1e3)
 
-    def submit(self, requests: Sequence[GenerationRequest]) -> None:
+    def submit(self, batch: RequestBatch) -> None:
         now = time.perf_counter()
         with self._condition:
-            self._pending += len(requests)
-            self._waiting.extend((now, r) for r in requests)
+            self._pending += len(batch)
+            self._waiting.append((now, batch))
             if self.stats.first_submit is None:
                 self.stats.first_submit = now
-            if requests:
-                self.stats.last_submit, self.stats.last_submitted_id = now, requests[-1].request_id
+            if len(batch):
+                self.stats.last_submit, self.stats.last_submitted_id = now, int(batch.request_ids[-1])
             self._condition.notify()
 
     def pending(self) -> int:
@@ -127,6 +133,10 @@ class ReplayBackend:
             log.exception("replay backend instance %d failed", self.spec.instance)
             self._on_error(None, f"replay backend instance {self.spec.instance} failed: {type(error).__name__}: {error}")
 
+    def _answers(self, batch: RequestBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Where each request's answer starts in the buffer and how long it is (cut at max_new_tokens)."""
+        return self.starts[batch.rows], np.minimum(self.lengths[batch.rows], batch.max_new_tokens)
+
     def _loop(self) -> None:
         heap: list = []
         first_sent: dict[int, float] = {}  # request id -> when its first token actually went out
@@ -139,14 +149,7 @@ class ReplayBackend:
                     self._complete_now(now)  # an instant engine needs no schedule
                     continue
                 while free and self._waiting:
-                    submitted, request = self._waiting.popleft()
-                    answer = self._answer(request)
-                    first_at = now + self.ttft
-                    if request.stream:
-                        heapq.heappush(heap, (first_at, next(order), FIRST, request, answer, submitted, first_at))
-                    heapq.heappush(heap, (first_at + (answer.size - 1) * self.tpot, next(order), FINAL, request,
-                                          answer, submitted, first_at))
-                    free -= 1
+                    free -= self._admit(heap, order, free, now)
                 if not heap:
                     if self._stopping:
                         return
@@ -159,51 +162,74 @@ class ReplayBackend:
             firsts, finals = [], []
             now = time.perf_counter()
             while heap and heap[0][0] <= now:
-                _, _, kind, request, answer, submitted, first_at = heapq.heappop(heap)
+                _, _, kind, request_id, start, length, submitted, first_at = heapq.heappop(heap)
                 if kind == FIRST:
-                    firsts.append((request.request_id, answer[:1]))
-                    first_sent[request.request_id] = now
+                    firsts.append((request_id, start, 1))
+                    first_sent[request_id] = now
                 else:
-                    finals.append((request.request_id, answer))
-                    self._record(answer, submitted, first_sent.pop(request.request_id, first_at), now)
-                    if request.request_id == self.stats.last_submitted_id:
+                    finals.append((request_id, start, length))
+                    self._record(length, submitted, first_sent.pop(request_id, first_at), now)
+                    if request_id == self.stats.last_submitted_id:
                         self.stats.last_submitted_done = now
             free += len(finals)
             if firsts:
-                self._on_first(firsts)
+                self._on_first(self._token_batch(firsts))
             if finals:
                 with self._condition:
                     self._pending -= len(finals)
-                self._on_final(finals)
+                self._on_final(self._token_batch(finals))
 
-    def _answer(self, request: GenerationRequest) -> np.ndarray:
-        answer = self.answers[request.sample_index]
-        return answer if answer.size <= request.max_new_tokens else answer[: request.max_new_tokens]
+    def _admit(self, heap: list, order, free: int, now: float) -> int:
+        """Start up to `free` waiting requests (called with the condition held); returns how many started."""
+        submitted, batch = self._waiting[0]
+        if len(batch) > free:
+            self._waiting[0] = (submitted, batch.take(slice(free, None)))
+            batch = batch.take(slice(0, free))
+        else:
+            self._waiting.popleft()
+        starts, lengths = self._answers(batch)
+        first_at = now + self.ttft
+        for request_id, start, length in zip(batch.request_ids.tolist(), starts.tolist(), lengths.tolist()):
+            if batch.stream:
+                heapq.heappush(heap, (first_at, next(order), FIRST, request_id, start, length, submitted, first_at))
+            heapq.heappush(heap, (first_at + (length - 1) * self.tpot, next(order), FINAL, request_id, start, length,
+                                  submitted, first_at))
+        return len(batch)
+
+    def _token_batch(self, events: list[tuple[int, int, int]]) -> TokenBatch:
+        ids, starts, lengths = zip(*events)
+        return TokenBatch(np.array(ids, dtype=np.int64), self.buffer, np.array(starts, dtype=np.int64),
+                          np.array(lengths, dtype=np.int64))
 
     def _complete_now(self, now: float) -> None:
-        """Answer everything waiting at once (called with the condition held; delivers after releasing it)."""
+        """Answer everything waiting in one batch (called with the condition held; delivers after releasing it)."""
         waiting, self._waiting = self._waiting, deque()
-        self._pending -= len(waiting)
+        self._pending -= sum(len(batch) for _, batch in waiting)
         self._condition.release()
         try:
-            answers = [(request.request_id, self._answer(request)) for _, request in waiting]
-            firsts = [(rid, answer[:1]) for (rid, answer), (_, request) in zip(answers, waiting) if request.stream]
-            for (rid, answer), (submitted, _) in zip(answers, waiting):
-                self._record(answer, submitted, now, now)
-                if rid == self.stats.last_submitted_id:
-                    self.stats.last_submitted_done = now
-            if firsts:
-                self._on_first(firsts)
-            self._on_final(answers)
+            stats, parts = self.stats, []
+            for submitted, batch in waiting:
+                starts, lengths = self._answers(batch)
+                parts.append((batch.request_ids, starts, lengths))
+                stats.tokens += int(lengths.sum())
+                stats.ttft.add(now - submitted, len(batch))
+                stats.tpot.add(0.0, int((lengths > 1).sum()))
+                if len(batch) and int(batch.request_ids[-1]) == stats.last_submitted_id:
+                    stats.last_submitted_done = now
+            stats.last_final = now
+            ids, starts, lengths = parts[0] if len(parts) == 1 else (np.concatenate(a) for a in zip(*parts))
+            if waiting[0][1].stream:
+                self._on_first(TokenBatch(ids, self.buffer, starts, np.ones_like(lengths)))
+            self._on_final(TokenBatch(ids, self.buffer, starts, lengths))
         finally:
             self._condition.acquire()
 
-    def _record(self, answer: np.ndarray, submitted: float, first_at: float, now: float) -> None:
+    def _record(self, length: int, submitted: float, first_at: float, now: float) -> None:
         """The engine's own view of one request: TTFT from its submit() (slot queueing included) to its first
         token, TPOT from there to the last, as the engine delivered them."""
         stats = self.stats
-        stats.tokens += answer.size
+        stats.tokens += length
         stats.last_final = now
         stats.ttft.add(first_at - submitted)
-        if answer.size > 1:
-            stats.tpot.add((now - first_at) / (answer.size - 1))
+        if length > 1:
+            stats.tpot.add((now - first_at) / (length - 1))
