@@ -28,6 +28,9 @@ class Dispatcher:
         if count == 1:
             self.instances[0].submit(batch)
         elif self.least_pending:
+            if len(batch) == 1:  # a Server query
+                min(self.instances, key=lambda i: i.pending()).submit(batch)
+                return
             for position in range(len(batch)):
                 min(self.instances, key=lambda i: i.pending()).submit(batch.take(slice(position, position + 1)))
         else:

@@ -15,7 +15,7 @@ import numpy as np
 from llmkit.benchmarks import Benchmark, Scenario
 from llmkit.data.datasets import Dataset
 from sut.backends.base import RequestBatch
-from sut.tokens import TokenAccountingError, TokenBatch, TokenLedger
+from sut.tokens import SMALL_BATCH, TokenAccountingError, TokenBatch, TokenLedger
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,13 @@ def loadgen_responses(loadgen_ids: list[int], tokens: TokenBatch, lengths: np.nd
     """QuerySampleResponses pointing into the batch's buffer (keep `tokens` alive until loadgen returns)."""
     import mlperf_loadgen as lg
 
-    return list(map(lg.QuerySampleResponse, loadgen_ids, tokens.pointers().tolist(),
-                    (lengths * tokens.buffer.itemsize).tolist(), lengths.tolist()))
+    itemsize = tokens.buffer.itemsize
+    if len(loadgen_ids) < SMALL_BATCH:  # plain Python beats numpy's fixed cost per call here
+        address = tokens.address
+        return [lg.QuerySampleResponse(i, address + start * itemsize, n * itemsize, n)
+                for i, start, n in zip(loadgen_ids, tokens.starts.tolist(), lengths.tolist())]
+    return list(map(lg.QuerySampleResponse, loadgen_ids, tokens.pointers().tolist(), (lengths * itemsize).tolist(),
+                    lengths.tolist()))
 
 
 class Harness:

@@ -14,6 +14,7 @@ Python per answer would cost more than loadgen itself.
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ import numpy as np
 MIN_OUTPUT_TOKENS = 2
 # Query states in the ledger's ring.
 FREE, ISSUED, FIRST_REPORTED = 0, 1, 2
+# Below this many answers, plain Python per answer costs less than numpy's fixed cost per call.
+SMALL_BATCH = 16
 
 
 class TokenAccountingError(RuntimeError):
@@ -52,6 +55,16 @@ class TokenBatch:
     buffer: np.ndarray  # int32, one-dimensional, contiguous
     starts: np.ndarray  # int64
     lengths: np.ndarray  # int64
+    # The buffer's address; a backend answering from one long-lived buffer passes it (ndarray.ctypes costs ~1 us).
+    address: int = -1
+
+    def __post_init__(self):
+        if self.address < 0:
+            object.__setattr__(self, "address", self.buffer.ctypes.data)
+
+    def __reduce__(self):
+        # Unpickled in another process, the buffer lives elsewhere: its address is taken again there.
+        return TokenBatch, (self.request_ids, self.buffer, self.starts, self.lengths)
 
     @classmethod
     def from_pairs(cls, pairs: Sequence[tuple[int, object]]) -> TokenBatch:
@@ -80,7 +93,7 @@ class TokenBatch:
 
     def pointers(self) -> np.ndarray:
         """Each answer's address, for loadgen (valid while this batch is alive)."""
-        return self.buffer.ctypes.data + self.starts * self.buffer.itemsize
+        return self.address + self.starts * self.buffer.itemsize
 
 
 def check_layout(tokens: TokenBatch) -> None:
@@ -151,9 +164,9 @@ class TokenLedger:
     Python is cheaper than numpy's fixed cost per call. Both apply the same rules with the same messages.
     """
 
-    SMALL_BATCH = 16
+    SMALL_BATCH = SMALL_BATCH
 
-    def __init__(self, streaming: bool, eos_ids: Iterable[int], capacity: int = 1024):
+    def __init__(self, streaming: bool, eos_ids: Iterable[int], capacity: int = 1 << 16):
         self.streaming = streaming
         self.eos = frozenset(int(e) for e in eos_ids)
         self._eos_list = sorted(self.eos)
@@ -289,24 +302,29 @@ class TokenLedger:
 
     # small batches, answer by answer -----------------------------------------------------------------
     def _small_rows(self, tokens: TokenBatch, wanted: int) -> list[tuple[int, int, int, int]]:
-        """(request id, ring position, start, length) of each answer, checked as _positions checks a batch."""
+        """(request id, ring position, start, length) of each answer, checked in the order _positions checks a
+        batch, so that both report the same broken rule."""
         check_layout(tokens)
-        size, oldest_in_ring, rows, seen = tokens.buffer.size, self._next - self._capacity, [], set()
-        for request, start, length in zip(tokens.request_ids.tolist(), tokens.starts.tolist(),
-                                          tokens.lengths.tolist()):
+        size, oldest_in_ring = tokens.buffer.size, self._next - self._capacity
+        rows = list(zip(tokens.request_ids.tolist(), tokens.starts.tolist(), tokens.lengths.tolist()))
+        for _, start, length in rows:
             if start < 0 or length < 0 or start + length > size:
                 raise _outside_buffer()
+        for request, _, _ in rows:
             if request < 0 or request >= self._next:
                 raise _never_issued(request)
-            if request in seen:
-                raise _twice_in_batch(request)
-            seen.add(request)
+        if len({request for request, _, _ in rows}) < len(rows):
+            counts = Counter(request for request, _, _ in rows)
+            raise _twice_in_batch(next(request for request, _, _ in rows if counts[request] > 1))
+        checked = []
+        for request, start, length in rows:
             position = request & self._mask
+            # Ids older than the ring's span were completed before it last wrapped.
             found = FREE if request < oldest_in_ring else int(self._state[position])
             if found != wanted:
                 raise _wrong_state(request, found, wanted)
-            rows.append((request, position, start, length))
-        return rows
+            checked.append((request, position, start, length))
+        return checked
 
     def _small_first(self, tokens: TokenBatch) -> list[int]:
         rows, buffer = self._small_rows(tokens, ISSUED), tokens.buffer
@@ -322,19 +340,20 @@ class TokenLedger:
 
     def _small_final(self, tokens: TokenBatch) -> tuple[list[int], np.ndarray]:
         rows = self._small_rows(tokens, FIRST_REPORTED if self.streaming else ISSUED)
-        buffer, lengths = tokens.buffer, []
-        for request, position, start, length in rows:
-            length = _trimmed_end(buffer, start, start + length, self.eos) - start
+        buffer = tokens.buffer
+        lengths = [_trimmed_end(buffer, start, start + length, self.eos) - start for _, _, start, length in rows]
+        for (request, _, _, _), length in zip(rows, lengths):
             if length < MIN_OUTPUT_TOKENS:
                 raise _too_short(request, length)
-            if self.streaming:
+        if self.streaming:
+            for (request, position, start, _), length in zip(rows, lengths):
                 first_length = int(self._first_length[position])
-                if length < first_length or int(buffer[start]) != int(self._first_token[position]):
+                if length < first_length or int(buffer[start]) != int(self._first_token[position]) or (
+                        first_length > 1
+                        and not np.array_equal(buffer[start:start + first_length], self._long_firsts[request])):
                     raise _not_prefix(request)
-                if first_length > 1 and not np.array_equal(buffer[start:start + first_length],
-                                                           self._long_firsts.pop(request)):
-                    raise _not_prefix(request)
-            lengths.append(length)
+            for request, position, _, _ in rows:
+                self._long_firsts.pop(request, None)
         for _, position, _, _ in rows:
             self._state[position] = FREE
         self.outstanding -= len(rows)
@@ -364,14 +383,15 @@ class TokenLedger:
     def _check_prefixes(self, tokens: TokenBatch, positions: np.ndarray, lengths: np.ndarray) -> None:
         first_lengths = self._first_length[positions]
         mismatch = (lengths < first_lengths) | (tokens.buffer[tokens.starts] != self._first_token[positions])
-        for row in np.flatnonzero(first_lengths > 1):
-            request = int(tokens.request_ids[row])
-            first = self._long_firsts.pop(request)
-            start = tokens.starts[row]
+        long_rows = np.flatnonzero(first_lengths > 1).tolist()
+        for row in long_rows:
+            first, start = self._long_firsts[int(tokens.request_ids[row])], tokens.starts[row]
             if not mismatch[row] and not np.array_equal(tokens.buffer[start:start + first.size], first):
                 mismatch[row] = True
         if mismatch.any():
             raise _not_prefix(self._first_bad(tokens, mismatch))
+        for row in long_rows:
+            del self._long_firsts[int(tokens.request_ids[row])]
 
     @staticmethod
     def _first_bad(tokens: TokenBatch, bad: np.ndarray) -> int:

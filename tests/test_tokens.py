@@ -208,3 +208,32 @@ def test_compact_and_pointers():
     assert [ids.tolist() for _, ids in tokens.compact().pairs()] == [[10, 11, 12], [2, 3]]
     assert tokens.compact().buffer.size == 5
     assert tokens.pointers().tolist() == [buffer.ctypes.data + 40, buffer.ctypes.data + 8]
+
+
+def _outcome(ledger_path: int, streaming: bool, script: list) -> list:
+    """Run a script of (event, [(request index, ids)...]) on a fresh ledger; each step's result or error text."""
+    ledger = TokenLedger(streaming, EOS | {7}, capacity=4)
+    ledger.SMALL_BATCH = ledger_path
+    rids = ledger.issue(list(range(500, 520))).tolist() + [10**6]  # the last is never issued
+    outcome = []
+    for event, answers in script:
+        tokens = TokenBatch.from_pairs([(rids[i], ids) for i, ids in answers])
+        try:
+            result = getattr(ledger, event)(tokens)
+            outcome.append(result if event == "first" else (result[0], result[1].tolist()))
+        except TokenAccountingError as error:
+            outcome.append(str(error))
+    return outcome + [ledger.outstanding]
+
+
+def test_both_paths_agree_on_random_scripts():
+    rng = np.random.default_rng(0)
+    vocab = [2, 7, 5, 6, 9]
+    for _ in range(300):
+        streaming = bool(rng.integers(2))
+        script = []
+        for _ in range(rng.integers(1, 5)):
+            event = "first" if streaming and rng.random() < 0.5 else "final"
+            indices = rng.integers(0, 21, rng.integers(1, 6)).tolist()
+            script.append((event, [(i, rng.choice(vocab, rng.integers(0, 6)).tolist()) for i in indices]))
+        assert _outcome(10**9, streaming, script) == _outcome(0, streaming, script), script

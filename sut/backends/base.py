@@ -56,7 +56,8 @@ class RequestBatch:
 
     def take(self, positions) -> RequestBatch:
         """The requests at these positions, sharing this batch's prompts."""
-        return replace(self, request_ids=self.request_ids[positions], rows=self.rows[positions])
+        return RequestBatch(self.request_ids[positions], self.rows[positions], self.prompts, self.stop_sequences,
+                            self.max_new_tokens, self.min_new_tokens, self.eos_ids, self.stream)
 
     def detached(self) -> RequestBatch:
         """The same requests carrying only their own rows' prompts (to pickle for another process)."""

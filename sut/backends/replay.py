@@ -98,6 +98,7 @@ class ReplayBackend:
 
     def start(self, on_first: TokenCallback, on_final: TokenCallback, on_error: ErrorCallback) -> None:
         self.buffer, self.starts, self.lengths = reference_answers(self.spec)
+        self.address = self.buffer.ctypes.data
         self._on_first, self._on_final, self._on_error = on_first, on_final, on_error
         self._thread = threading.Thread(target=self._serve, name=f"replay-{self.spec.instance}", daemon=True)
         self._thread.start()
@@ -197,9 +198,8 @@ class ReplayBackend:
         return len(batch)
 
     def _token_batch(self, events: list[tuple[int, int, int]]) -> TokenBatch:
-        ids, starts, lengths = zip(*events)
-        return TokenBatch(np.array(ids, dtype=np.int64), self.buffer, np.array(starts, dtype=np.int64),
-                          np.array(lengths, dtype=np.int64))
+        ids, starts, lengths = np.array(events, dtype=np.int64).T
+        return TokenBatch(ids, self.buffer, starts, lengths, self.address)
 
     def _complete_now(self, now: float) -> None:
         """Answer everything waiting in one batch (called with the condition held; delivers after releasing it)."""
@@ -219,8 +219,8 @@ class ReplayBackend:
             stats.last_final = now
             ids, starts, lengths = parts[0] if len(parts) == 1 else (np.concatenate(a) for a in zip(*parts))
             if waiting[0][1].stream:
-                self._on_first(TokenBatch(ids, self.buffer, starts, np.ones_like(lengths)))
-            self._on_final(TokenBatch(ids, self.buffer, starts, lengths))
+                self._on_first(TokenBatch(ids, self.buffer, starts, np.ones_like(lengths), self.address))
+            self._on_final(TokenBatch(ids, self.buffer, starts, lengths, self.address))
         finally:
             self._condition.acquire()
 
