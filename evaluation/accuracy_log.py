@@ -25,17 +25,21 @@ class AccuracyLog:
     answers: list[LoggedAnswer]  # the first answer per qsl_idx, in log order
 
 
-def _decode_payload(entry: dict, number: int, path: Path) -> np.ndarray:
-    data = entry.get("data")
-    if not isinstance(data, str):
-        raise UserError(f"{path} entry {number} has no hex 'data' payload; is it a loadgen accuracy log?")
+def int32_payload(payload, where: str) -> np.ndarray:
+    """A loadgen accuracy-log payload (the hex of int32 token ids) as ids; `where` names it in the errors."""
+    if not isinstance(payload, str):
+        raise UserError(f"{where} has no hex payload; is this a loadgen accuracy log?")
     try:
-        raw = bytes.fromhex(data)
+        raw = bytes.fromhex(payload)
     except ValueError:
-        raise UserError(f"{path} entry {number}: 'data' is not hex; the log is damaged") from None
+        raise UserError(f"{where} is not hex; the log is damaged") from None
     if len(raw) % 4:
-        raise UserError(f"{path} entry {number}: {len(raw)} bytes is not a whole number of int32 token ids")
-    ids = np.frombuffer(raw, dtype=np.int32)
+        raise UserError(f"{where} has {len(raw)} bytes, not a whole number of int32 token ids")
+    return np.frombuffer(raw, dtype=np.int32)
+
+
+def _decode_payload(entry: dict, number: int, path: Path) -> np.ndarray:
+    ids = int32_payload(entry.get("data"), f"{path} entry {number} 'data'")
     count = entry.get("token_count")
     if count is not None and count != ids.size:
         hint = " (the payload looks like int64 ids; the SUT must send int32)" if ids.size == 2 * count else ""

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.accuracy_log import int32_payload
 from llmkit.benchmarks import Benchmark, Scenario, get_benchmark
 from llmkit.config.schema import RunConfig
 from llmkit.errors import UserError
@@ -48,21 +49,11 @@ class Test06Result:
                 f"Sample length check pass: {self.length}\n{verdict}\n")
 
 
-def _ids(hex_payload, what: str, number: int) -> np.ndarray:
-    try:
-        raw = bytes.fromhex(hex_payload)
-    except (TypeError, ValueError):
-        raise UserError(f"entry {number}: '{what}' is not a hex payload; is this a loadgen accuracy log?") from None
-    if len(raw) % 4:
-        raise UserError(f"entry {number}: '{what}' is {len(raw)} bytes, not whole int32 token ids")
-    return np.frombuffer(raw, dtype=np.int32)
-
-
 def verify_entries(entries: list[dict], eos_ids: frozenset[int], streaming: bool) -> Test06Result:
     problems: list[str] = []
     eos_ok = first_ok = length_ok = True
     for number, entry in enumerate(entries):
-        data = _ids(entry.get("data"), "data", number)
+        data = int32_payload(entry.get("data"), f"entry {number} 'data'")
         key = f"entry {number} (qsl_idx {entry.get('qsl_idx')})"
         if data.size >= 2 and int(data[-1]) in eos_ids and int(data[-2]) in eos_ids:
             eos_ok = False
@@ -78,7 +69,7 @@ def verify_entries(entries: list[dict], eos_ids: frozenset[int], streaming: bool
                 first_ok = False
                 problems.append(f"{key} has no token_data (first tokens were not reported)")
                 continue
-            first = _ids(entry["token_data"], "token_data", number)
+            first = int32_payload(entry["token_data"], f"entry {number} 'token_data'")
             if first.size > data.size or not np.array_equal(data[: first.size], first):
                 first_ok = False
                 problems.append(f"{key}: the first tokens are not a prefix of the answer")
