@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from evaluation.mbxp.languages import LANGUAGES, missing_runtime
-from evaluation.mbxp.runner import run_problems
-from evaluation.mbxp.sandbox import SLOT_UID_BASE, Limits, sandbox_unavailable
+from evaluation.mbxp.runner import limits_of, run_problems
+from evaluation.mbxp.sandbox import SLOT_UID_BASE, sandbox_unavailable
+from llmkit.config.schema import EvaluationConfig
 
 REPO = Path(__file__).resolve().parents[1]
 ATTACKS = ("fork_bomb", "infinite_loop", "memory_hog", "network", "write_outside", "kill_parent")
@@ -136,7 +137,7 @@ def test_hostile_programs_are_contained(tmp_path, listener):
                                   ("tmp", tmp_path / f"escaped-{language}")):
                 escapes[(language, place)] = target
                 problems.append((language, f"write_{place}", source.replace("OUT", str(target)), test))
-    limits = Limits(timeout_s=3, compile_timeout_s=60, memory_mb=1024, max_processes=32)
+    limits = limits_of(EvaluationConfig(timeout_s=3, compile_timeout_s=60, memory_mb=1024, max_processes=32))
     results = run_problems(problems, limits, workers=2, progress=False)
 
     assert len(results) == len(problems)  # the evaluation finished, the parent survived every kill attempt
@@ -171,7 +172,7 @@ def test_a_fork_bomb_does_not_starve_the_next_program_on_its_slot():
     honest = next(r for r in MBXP if r.language == "cpp")
     problems = [("python", "bomb", PROGRAMS["python"]["fork_bomb"], PYTHON_TEST),
                 ("cpp", honest.entry_point, honest.solution, honest.test)]
-    results = run_problems(problems, Limits(timeout_s=5, max_processes=16), workers=1, progress=False)
+    results = run_problems(problems, limits_of(EvaluationConfig(timeout_s=5, max_processes=16)), workers=1, progress=False)
     assert [r.passed for r in results] == [False, True], results
 
 
@@ -187,7 +188,7 @@ def test_a_failing_worker_never_hangs_the_evaluation(monkeypatch):
 
     monkeypatch.setattr(runner, "run_problem", flaky)
     problems = [("python", "crash", "def crash(): pass", PYTHON_TEST), ("python", "fine", "def fine(): pass", PYTHON_TEST)]
-    results = run_problems(problems, Limits(timeout_s=5), workers=2, progress=False)
+    results = run_problems(problems, limits_of(EvaluationConfig(timeout_s=5)), workers=2, progress=False)
     assert [(r.status, r.passed) for r in results] == [("error", False), ("passed", True)]
 
 
@@ -207,5 +208,5 @@ def test_packages_in_a_private_directory_still_reach_the_sandbox(tmp_path, monke
     lodash = "const _ = require('lodash');\nif (_.sum([1, 2]) !== 3) { throw new Error('lodash'); }\n"
     problems = [("typescript", typescript.entry_point, typescript.solution, typescript.test),
                 ("javascript", "uses_lodash", lodash, "")]
-    results = run_problems(problems, Limits(timeout_s=10), workers=1, progress=False)
+    results = run_problems(problems, limits_of(EvaluationConfig(timeout_s=10)), workers=1, progress=False)
     assert [r.passed for r in results] == [True, True], results

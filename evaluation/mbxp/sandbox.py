@@ -28,11 +28,13 @@ OUTPUT_TAIL_BYTES = 2000
 
 @dataclass(frozen=True)
 class Limits:
-    timeout_s: float = 20.0
-    compile_timeout_s: float = 100.0
-    memory_mb: int = 2048
-    max_processes: int = 64
-    max_file_mb: int = 16
+    """Per-program limits; the defaults live in EvaluationConfig (runner.limits_of builds these from it)."""
+
+    timeout_s: float
+    compile_timeout_s: float
+    memory_mb: int
+    max_processes: int
+    max_file_mb: int
     max_open_files: int = 256
 
 
