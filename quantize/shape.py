@@ -70,7 +70,7 @@ def read_shape(checkpoint: CheckpointInfo) -> ModelShape:
         num_layers=_positive_int(config, "num_hidden_layers", source), num_heads=heads,
         num_kv_heads=_positive_int(config, "num_key_value_heads", source, default=heads),
         head_dim=_positive_int(config, "head_dim", source, default=hidden // heads),
-        num_experts=0 if config.get("num_local_experts") is None else _positive_int(config, "num_local_experts", source),
+        num_experts=_positive_int(config, "num_local_experts", source, default=0),
         tied_embeddings=bool(config.get("tie_word_embeddings", False)),
     )
 

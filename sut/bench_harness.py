@@ -82,7 +82,7 @@ def _memory_sampler(samples: list[tuple[float, float]], stop: threading.Event) -
 
 
 def _start_memory_sampler(enabled: bool) -> tuple[list[tuple[float, float]], threading.Event]:
-    """Resident memory of this process once a second, while `enabled`, until the event is set."""
+    """Private memory (USS) of this process once a second, while `enabled`, until the event is set."""
     memory: list[tuple[float, float]] = []
     stop = threading.Event()
     if enabled:

@@ -28,11 +28,10 @@ class Dispatcher:
         if count == 1:
             self.instances[0].submit(batch)
         elif self.least_pending:
-            if len(batch) == 1:  # a Server query
-                min(self.instances, key=lambda i: i.pending()).submit(batch)
-                return
-            for position in range(len(batch)):
-                min(self.instances, key=lambda i: i.pending()).submit(batch.take(slice(position, position + 1)))
+            # A Server query comes alone: it goes as it is, without a copy of the batch.
+            singles = [batch] if len(batch) == 1 else [batch.take(slice(i, i + 1)) for i in range(len(batch))]
+            for single in singles:
+                min(self.instances, key=lambda i: i.pending()).submit(single)
         else:
             turns = (np.arange(len(batch)) + self._next) % count
             self._next = (self._next + len(batch)) % count

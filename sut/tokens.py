@@ -44,6 +44,13 @@ def as_int32(ids) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.int32)
 
 
+def starts_of(lengths: np.ndarray) -> np.ndarray:
+    """Where each of these consecutive runs begins in a buffer that holds them back to back."""
+    starts = np.zeros_like(lengths)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    return starts
+
+
 @dataclass(frozen=True, slots=True)
 class TokenBatch:
     """Token ids for a batch of requests: request `request_ids[i]` has `buffer[starts[i]:starts[i] + lengths[i]]`.
@@ -71,11 +78,9 @@ class TokenBatch:
         """From (request id, token ids) pairs, copied into one buffer."""
         arrays = [as_int32(ids) for _, ids in pairs]
         lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=len(arrays))
-        starts = np.zeros_like(lengths)
-        np.cumsum(lengths[:-1], out=starts[1:])
         buffer = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int32)
         ids = np.fromiter((request_id for request_id, _ in pairs), dtype=np.int64, count=len(pairs))
-        return cls(ids, buffer, starts, lengths)
+        return cls(ids, buffer, starts_of(lengths), lengths)
 
     def __len__(self) -> int:
         return self.request_ids.size
@@ -85,10 +90,8 @@ class TokenBatch:
 
     def compact(self) -> TokenBatch:
         """The same answers in a buffer of their own (to send to another process without the backend's buffer)."""
-        total = int(self.lengths.sum())
-        starts = np.zeros_like(self.lengths)
-        np.cumsum(self.lengths[:-1], out=starts[1:])
-        gather = np.repeat(self.starts - starts, self.lengths) + np.arange(total)
+        starts = starts_of(self.lengths)
+        gather = np.repeat(self.starts - starts, self.lengths) + np.arange(int(self.lengths.sum()))
         return TokenBatch(self.request_ids, self.buffer[gather], starts, self.lengths.copy())
 
     def pointers(self) -> np.ndarray:

@@ -21,7 +21,7 @@ class GenerationRequest(NamedTuple):
     eos_ids: tuple[int, ...]
     stop_sequence: tuple[int, ...] | None = None  # generation ends after these tokens (included in the output)
     stream: bool = False  # emit the first generated token as soon as it exists
-    sample_index: int = -1  # the dataset row (the replay backend answers with that row's reference)
+    sample_index: int = -1  # the dataset row
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -52,11 +51,9 @@ def reference_answers(spec: BackendSpec) -> tuple[np.ndarray, np.ndarray, np.nda
             ids.pop()
         if len(ids) < 2:
             ids = tokenizer.encode(" .")[-1:] + [benchmark.eos_id]
-        answers.append(np.asarray(ids, dtype=np.int32))
-    lengths = np.fromiter((a.size for a in answers), dtype=np.int64, count=len(answers))
-    starts = np.zeros_like(lengths)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    return np.concatenate(answers), starts, lengths
+        answers.append((len(answers), ids))
+    table = TokenBatch.from_pairs(answers)  # one buffer, row i's answer at starts[i]
+    return table.buffer, table.starts, table.lengths
 
 
 class EngineStats:
