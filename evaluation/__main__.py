@@ -23,7 +23,11 @@ def main() -> None:
     elif command == "test06":
         from evaluation.test06 import run_test06 as task
     elif command == "verify-test06":
-        from evaluation.test06 import verify_command as task
+        from evaluation.test06 import check_verify_config, verify_command
+
+        # Verifying a log needs its benchmark and scenario, not a model or a backend.
+        hydra_app(verify_command, validate=check_verify_config)()
+        return
     else:
         from evaluation.submission.package import package as task
     hydra_app(task)()

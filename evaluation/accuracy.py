@@ -17,6 +17,7 @@ from llmkit.benchmarks import get_benchmark
 from llmkit.config.schema import RunConfig
 from llmkit.data.datasets import load_dataset
 from llmkit.errors import UserError
+from llmkit.tokenizers import cleans_up_spaces
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,11 @@ def evaluate_run(cfg: RunConfig) -> dict:
     benchmark = get_benchmark(run_cfg.benchmark.name)
     dataset = load_dataset(run_cfg.dataset, benchmark)
     accuracy_log = read_accuracy_log(run_dir / "mlperf_log_accuracy.json", len(dataset), benchmark.vocab_size)
+    clean_up = cleans_up_spaces(Path(run_cfg.model.path) if run_cfg.model.path else None,
+                                benchmark.clean_up_tokenization_spaces)
 
     predictions = [
-        Prediction(a.qsl_idx, a.ids, decode(a.ids, benchmark), dataset.frame.iloc[a.qsl_idx])
+        Prediction(a.qsl_idx, a.ids, decode(a.ids, benchmark, clean_up), dataset.frame.iloc[a.qsl_idx])
         for a in tqdm(accuracy_log.answers, desc="decoding", unit="answer", disable=len(accuracy_log.answers) < 1000)
     ]
     values: dict[str, float | int | None] = {}

@@ -83,7 +83,7 @@ def main() -> None:
         write_log(log_path, answers)
         log, read_s = timed(read_accuracy_log, log_path, len(frame), MIXTRAL_8X7B.vocab_size)
     start = time.perf_counter()
-    predictions = [Prediction(a.qsl_idx, a.ids, decode(a.ids, MIXTRAL_8X7B), frame.iloc[a.qsl_idx])
+    predictions = [Prediction(a.qsl_idx, a.ids, decode(a.ids, MIXTRAL_8X7B, MIXTRAL_8X7B.clean_up_tokenization_spaces), frame.iloc[a.qsl_idx])
                    for a in log.answers]
     decode_s = time.perf_counter() - start
     by_dataset = {name: [p for p in predictions if p.row["dataset"] == name] for name in ("OpenOrca", "GSM8K", "MBXP")}

@@ -128,6 +128,11 @@ def run_test06(cfg: RunConfig) -> Path:
     return run_dir
 
 
+def check_verify_config(cfg: RunConfig) -> None:
+    """What verifying a log needs of the config: a known benchmark that has the scenario."""
+    get_benchmark(cfg.benchmark.name).check_scenario(cfg.scenario.name)
+
+
 def verify_command(cfg: RunConfig) -> Test06Result:
     """`llmkit test06 verify PATH`: PATH is a run directory, or a log (then benchmark= and scenario= say whose)."""
     if not cfg.evaluation.run_dir:

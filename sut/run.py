@@ -142,10 +142,11 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
     gc.collect()
     gc.freeze()
     gc.disable()
+    test_settings = settings.test_settings(user_conf, cfg, benchmark)
+    seeds = settings.round_seed_mismatches(test_settings, cfg)
     try:
         lg.StartTestWithLogSettings(
-            sut, qsl, settings.test_settings(user_conf, cfg, benchmark), settings.log_settings(staged.path),
-            str(staged.path / AUDIT_CONFIG),
+            sut, qsl, test_settings, settings.log_settings(staged.path), str(staged.path / AUDIT_CONFIG),
         )
         harness.wait_idle()
     finally:
@@ -158,7 +159,7 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
             coordinator.stop()
         for backend in backends:
             backend.stop()
-    result = _result(cfg, benchmark, harness, staged.path)
+    result = _result(cfg, benchmark, harness, staged.path, seeds)
     engines = [backend.stats.summary() for backend in backends if hasattr(backend, "stats")]
     if engines:
         result["engine"] = _combine(engines)
@@ -188,7 +189,7 @@ def _combine(engines: list[dict]) -> dict:
     }
 
 
-def _result(cfg: RunConfig, benchmark: Benchmark, harness: Harness, directory: Path) -> dict:
+def _result(cfg: RunConfig, benchmark: Benchmark, harness: Harness, directory: Path, seeds: list[str]) -> dict:
     result: dict = {
         "benchmark": benchmark.name,
         "loadgen_model": benchmark.loadgen_model(cfg.scenario.name),
@@ -204,7 +205,7 @@ def _result(cfg: RunConfig, benchmark: Benchmark, harness: Harness, directory: P
     }
     if cfg.mode is Mode.performance:
         result.update(summarize(read_detail_log(directory / "mlperf_log_detail.txt")))
-    reasons = noncompliance(cfg)
+    reasons = noncompliance(cfg) + [f"loadgen's {mismatch}" for mismatch in seeds]
     if cfg.loadgen.compliance_test is not None:
         reasons = [r for r in reasons if not r.startswith("loadgen=")]  # the audit config sets the durations
     result["compliant"] = not reasons

@@ -1,10 +1,14 @@
 """Loadgen settings: user.conf written from the config and layered on loadgen's built-in mlperf.conf."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from llmkit.benchmarks import Benchmark, Scenario
 from llmkit.config.schema import LoadgenConfig, Mode, RunConfig
+from llmkit.rounds import SEED_KEYS, get_round, seed_mismatches
+
+log = logging.getLogger(__name__)
 
 
 def loadgen_scenario_name(scenario: Scenario) -> str:
@@ -52,3 +56,13 @@ def log_settings(outdir: Path):
     log.log_output.copy_summary_to_stdout = False
     log.enable_trace = False
     return log
+
+
+def round_seed_mismatches(settings, cfg: RunConfig) -> list[str]:
+    """How the installed loadgen's seeds differ from those of the round the run is for (said aloud once)."""
+    round_ = get_round(cfg.submission.round)
+    mismatches = seed_mismatches(round_, {key: getattr(settings, key) for key in SEED_KEYS})
+    if mismatches:
+        log.warning("the installed loadgen's built-in seeds are not those of the %s round (%s), so this run cannot "
+                    "be submitted to it; %s", round_.name.value, mismatches[0], round_.loadgen_fix())
+    return mismatches

@@ -152,3 +152,17 @@ def test_calibration_file_with_text_only_is_tokenized_like_the_sample(tmp_path, 
     config = DatasetConfig(name="official", source=DatasetSource.file, path=str(path), split=DatasetSplit.calibration)
     dataset = load_dataset(config, benchmark)
     assert [p.tolist() for p in dataset.prompts] == [list(ids) for ids in sample["tok_input"]]
+
+
+@pytest.mark.parametrize("benchmark", [MIXTRAL_8X7B, LLAMA3_1_405B], ids=lambda b: b.name)
+def test_sample_pickles_load_without_pyarrow_as_the_official_ones_do(tmp_path, benchmark):
+    import subprocess
+    import sys
+
+    path = tmp_path / "sample.pkl"
+    write_frame(sample_frame(benchmark), path)
+    code = ("import sys; sys.modules['pyarrow'] = None\nimport pandas as pd\n"
+            "frame = pd.read_pickle(sys.argv[1]); print(len(frame), frame['input'].dtype)")
+    loaded = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr[-1000:]
+    assert loaded.stdout.split() == [str(len(sample_frame(benchmark))), "object"]

@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import run_cli
-from evaluation.submission.check import check_tree, official_seeds
+from evaluation.submission.check import check_tree
 from evaluation.submission.layout import Entry
+from evaluation.submission.package import report_path
 from evaluation.submission.system_json import system_json
 from llmkit.benchmarks import MIXTRAL_8X7B
 from llmkit.config.load import load
-from llmkit.config.schema import SubmissionConfig, SubmissionLayout
+from llmkit.config.schema import Division, SubmissionConfig
+from llmkit.rounds import ROUNDS, SubmissionRound, V5_1, V6_0, get_round
 
 PASSING_ACCURACY = ("{'rouge1': 45.9, 'rouge2': 23.5, 'rougeL': 30.8, 'rougeLsum': 42.0, 'gsm8k': 74.0, "
                     "'mbxp': 60.5, 'gen_len': 1000, 'gen_num': 15000, 'gen_tok_len': 2170000, "
@@ -24,10 +27,12 @@ def mllog(values: dict) -> str:
     return "".join(f':::MLLOG {json.dumps({"key": k, "value": v, "time_ms": 0.0})}\n' for k, v in values.items())
 
 
-def performance_detail(scenario: str) -> dict:
-    seeds = official_seeds()
+def performance_detail(scenario: str, round_=V6_0) -> dict:
+    seeds = get_round(round_).seeds
     detail = {
-        "effective_scenario": scenario, "effective_min_duration_ms": 600000, "effective_min_query_count": 15000,
+        # Loadgen runs Offline as one query of samples_per_query samples.
+        "effective_scenario": scenario, "effective_min_duration_ms": 600000, "effective_min_query_count": 1,
+        "effective_samples_per_query": 15000 if scenario == "Offline" else 1,
         "effective_performance_sample_count": 15000, "requested_use_token_latencies": True,
         "effective_sample_concatenate_permutation": True, "result_validity": "VALID",
         **{f"effective_{k}": v for k, v in seeds.items()},
@@ -38,14 +43,14 @@ def performance_detail(scenario: str) -> dict:
     return detail
 
 
-def clean_tree(tree: Path, layout=SubmissionLayout.v6_0) -> Path:
-    root = tree / "closed" / "acme"
+def clean_tree(tree: Path, round_=V6_0, division="closed") -> Path:
+    root = tree / division / "acme"
     for scenario in ("Offline", "Server"):
-        entry = Entry(root, layout, "cpu", "mixtral-8x7b", scenario)
+        entry = Entry(root, get_round(round_), "cpu", "mixtral-8x7b", scenario)
         for directory in (entry.performance, entry.accuracy, entry.test06 / "accuracy", entry.measurements):
             directory.mkdir(parents=True, exist_ok=True)
         (entry.performance / "mlperf_log_summary.txt").write_text("Result is : VALID\n")
-        (entry.performance / "mlperf_log_detail.txt").write_text(mllog(performance_detail(scenario)))
+        (entry.performance / "mlperf_log_detail.txt").write_text(mllog(performance_detail(scenario, round_)))
         (entry.accuracy / "accuracy.txt").write_text(PASSING_ACCURACY)
         (entry.accuracy / "mlperf_log_accuracy.json").write_text("[]")
         (entry.accuracy / "mlperf_log_summary.txt").write_text("accuracy\n")
@@ -55,20 +60,27 @@ def clean_tree(tree: Path, layout=SubmissionLayout.v6_0) -> Path:
             f"First token check pass: {first}\nEOS check pass: True\nSample length check pass: True\n"
             "TEST06 verification complete\n")
         (entry.test06 / "accuracy" / "mlperf_log_accuracy.json").write_text("[]")
-        (entry.measurements / "measurements.json").write_text(json.dumps({
+        (entry.measurements / entry.measurements_name()).write_text(json.dumps({
             "input_data_types": "int32", "retraining": "no", "starting_weights_filename": MIXTRAL_8X7B.checkpoint,
             "weight_data_types": "fp8", "weight_transformations": "quantization"}))
-        (entry.measurements / "user.conf").write_text("")
+        (entry.measurements / "user.conf").write_text("# settings\n")
         (entry.measurements / "README.md").write_text("# how\n")
     (root / "systems").mkdir()
     (root / "systems" / "cpu.json").write_text(json.dumps(system_json(load([]).system, SubmissionConfig(
-        submitter="acme"))))
+        submitter="acme", division=Division(division)))))
+    (root / "documentation").mkdir()
+    (root / "documentation" / "calibration.md").write_text("# Calibration\n")
+    code = root / get_round(round_).code_dir
+    code = code / "mixtral-8x7b" / "llmkit" if get_round(round_).separate_compliance_tree else code
+    code.mkdir(parents=True)
+    (code / "README.md").write_text("# code\n")
     return tree
 
 
-@pytest.mark.parametrize("layout", list(SubmissionLayout))
-def test_a_clean_tree_has_no_findings(tmp_path, layout):
-    assert check_tree(clean_tree(tmp_path, layout)) == []
+@pytest.mark.parametrize("round_", list(SubmissionRound))
+def test_a_clean_tree_has_no_findings(tmp_path, round_):
+    assert check_tree(clean_tree(tmp_path, round_)) == []
+    assert check_tree(tmp_path, get_round(round_)) == []
 
 
 SERVER = "closed/acme/results/cpu/mixtral-8x7b/Server"
@@ -82,6 +94,11 @@ def _edit(tree: Path, relative: str, old: str, new: str) -> None:
 def _detail(tree: Path, **changes) -> None:
     path = tree / SERVER / "performance/run_1/mlperf_log_detail.txt"
     path.write_text(mllog({**performance_detail("Server"), **changes}))
+
+
+def _offline(tree: Path, **changes) -> None:
+    path = tree / SERVER.replace("Server", "Offline") / "performance/run_1/mlperf_log_detail.txt"
+    path.write_text(mllog({**performance_detail("Offline"), **changes}))
 
 
 @pytest.mark.parametrize(
@@ -102,6 +119,24 @@ def _detail(tree: Path, **changes) -> None:
         (lambda t: _edit(t, "closed/acme/systems/cpu.json", '"cooling": "air"', '"cooling": ""'), "system",
          "cooling"),
         (lambda t: _edit(t, f"{SERVER}/measurements.json", '"retraining": "no", ', ""), "file", "retraining"),
+        # The v6.1 seeds (loadgen 6.0.16 and later) are not v6.0's.
+        (lambda t: _detail(t, effective_qsl_rng_seed=2085463073848966840), "seed", "v6.0's 2465351861681999779"),
+        (lambda t: _offline(t, effective_samples_per_query=14999), "count", "samples per query"),
+        (lambda t: _edit(t, "closed/acme/systems/cpu.json", '"accelerators_per_node": "0"',
+                         '"accelerators_per_node": 0'), "system", "accelerators_per_node"),
+        (lambda t: _edit(t, "closed/acme/systems/cpu.json", '"status": "available"', '"status": "ready"'), "system",
+         "status"),
+        (lambda t: (t / "submission_check.json").write_text("{}"), "layout", "outside the division folders"),
+        (lambda t: shutil.rmtree(t / "closed/acme/documentation"), "file", "calibration"),
+        (lambda t: shutil.rmtree(t / "closed/acme/src"), "file", "src/"),
+        (lambda t: shutil.rmtree(t / "closed/acme/results/cpu/mixtral-8x7b/Server"), "scenario", "needs Server"),
+        (lambda t: (t / SERVER / "performance/run_1/.scratch").write_text("x"), "layout", "hidden names"),
+        (lambda t: (t / SERVER / "performance/run_2").mkdir(), "layout", "empty folder"),
+        (lambda t: (t / SERVER / "accuracy/mlperf_log_accuracy.json").write_bytes(b"x" * 20000), "file",
+         "allows 10240"),
+        (lambda t: shutil.move(t / "closed/acme/results/cpu/mixtral-8x7b",
+                               t / "closed/acme/results/cpu/gptj-99"), "layout", "llmkit checks mixtral-8x7b, "
+                                                                                  "llama3.1-405b"),
     ],
 )
 def test_the_checker_flags_each_planted_defect(tmp_path, plant, kind, text):
@@ -121,6 +156,60 @@ def test_the_checker_reports_every_problem_at_once(tmp_path):
     result = run_cli("llmkit", "check", str(tree))
     assert result.returncode == 1 and "3 finding(s)" in result.stderr
     assert run_cli("llmkit", "check", str(tmp_path / "nothing")).returncode == 2
+
+
+def test_the_pinned_loadgen_carries_the_default_rounds_seeds(tmp_path):
+    # Loadgen layers its built-in mlperf.conf once per process: read the seeds in a fresh one.
+    code = ("import mlperf_loadgen as lg, json, sys; s = lg.TestSettings(); s.FromConfig(sys.argv[1], 'mixtral-8x7b', "
+            "'Offline'); print(json.dumps({k: getattr(s, k) for k in ('qsl_rng_seed', 'sample_index_rng_seed', "
+            "'schedule_rng_seed')}))")
+    (tmp_path / "user.conf").write_text("")
+    output = run_cli(sys.executable, "-c", code, str(tmp_path / "user.conf"))
+    assert json.loads(output.stdout) == ROUNDS[V6_0].seeds, output.stderr[-500:]
+
+
+def test_the_checker_demands_the_rounds_seeds_not_the_installed_loadgens(tmp_path):
+    tree = clean_tree(tmp_path / "tree")  # v6.0 seeds and layout
+    findings = check_tree(tree, get_round(V5_1))
+    assert {f.kind for f in findings} == {"seed", "layout", "file"}
+    assert any("v5.1's 1780908523862526354" in f.message for f in findings)
+    assert check_tree(clean_tree(tmp_path / "v51", V5_1)) == []
+    result = run_cli("llmkit", "check", str(tree), "--round", "v5.1")
+    assert result.returncode == 1 and "seed" in result.stderr
+
+
+def test_offline_is_judged_by_samples_per_query_and_the_open_division_needs_no_compliance(tmp_path):
+    tree = clean_tree(tmp_path / "closed-tree")
+    # A real Offline run: loadgen's min_query_count is 1, its one query holds every sample.
+    _offline(tree, effective_min_query_count=1, effective_samples_per_query=15000)
+    assert check_tree(tree) == []
+    open_tree = clean_tree(tmp_path / "open-tree", division="open")
+    root = open_tree / "open" / "acme"
+    for scenario in ("Offline", "Server"):
+        shutil.rmtree(root / "results/cpu/mixtral-8x7b" / scenario / "TEST06")
+    (root / "documentation" / "calibration.md").unlink()
+    (root / "documentation").rmdir()
+    path = root / "results/cpu/mixtral-8x7b/Offline/performance/run_1/mlperf_log_detail.txt"
+    path.write_text(mllog({**performance_detail("Offline"), "effective_samples_per_query": 100}))
+    _edit(open_tree, "open/acme/results/cpu/mixtral-8x7b/Server/accuracy/accuracy.txt", "'mbxp': 60.5", "'mbxp': 5.5")
+    assert check_tree(open_tree) == []
+
+
+def test_legacy_interactive_folders_are_named_with_the_fix(tmp_path):
+    tree = clean_tree(tmp_path)
+    legacy = tree / "closed/acme/results/cpu/llama3.1-405b-interactive/Server"
+    shutil.copytree(tree / SERVER, legacy)
+    findings = [f for f in check_tree(tree) if "interactive" in f.where]
+    assert [f.kind for f in findings] == ["layout"]
+    assert "results/cpu/llama3.1-405b/Interactive/" in findings[0].message
+
+
+def test_v51_refuses_a_measurements_file_named_measurements_json(tmp_path):
+    tree = clean_tree(tmp_path, V5_1)
+    folder = tree / "closed/acme/measurements/cpu/mixtral-8x7b/Server"
+    (folder / "cpu_llmkit_Server.json").rename(folder / "measurements.json")
+    findings = check_tree(tree)
+    assert [f.kind for f in findings] == ["file"] and "cpu*.json" in findings[0].message
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +233,11 @@ def test_the_pipeline_runs_every_step_and_packages_a_smoke_tree(pipeline):
         assert (pipeline / f"{scenario}-accuracy" / "accuracy.txt").read_text().startswith("{'rouge1': ")
         verify = (pipeline / f"{scenario}-test06" / "TEST06" / "verify_accuracy.txt").read_text()
         assert "TEST06 verification complete" in verify
-    check = json.loads((pipeline / "submission" / "submission_check.json").read_text())
-    assert check["submittable"] is False
+    # The report lies beside the tree: the checkers reject any file outside the division folders.
+    assert not (pipeline / "submission" / "submission_check.json").exists()
+    assert sorted(p.name for p in (pipeline / "submission").iterdir()) == ["closed"]
+    check = json.loads(report_path(pipeline / "submission").read_text())
+    assert check["submittable"] is False and check["round"] == "v6.0"
     # A smoke run's tree may only fall short where a smoke run must: durations and counts (and accuracy, since
     # the model has random weights).
     assert {f["kind"] for f in check["findings"]} <= {"duration", "count", "accuracy"}
@@ -153,9 +245,12 @@ def test_the_pipeline_runs_every_step_and_packages_a_smoke_tree(pipeline):
     tree = pipeline / "submission" / "closed" / "llmkit-demo"
     accuracy_log = tree / "results/cpu/mixtral-8x7b/Offline/accuracy/mlperf_log_accuracy.json"
     full = (pipeline / "offline-accuracy" / "mlperf_log_accuracy.json").read_bytes()
-    assert accuracy_log.read_bytes() == (full if len(full) <= 10 * 1024 else full[:4096] + b"\n...\n" + full[-4096:])
+    assert accuracy_log.read_bytes() == (full if len(full) <= 10 * 1024 else full[:4096] + b"\n\n...\n\n" + full[-4096:])
     system = json.loads((tree / "systems" / "cpu.json").read_text())
     assert len(system) == 35 and system["submitter"] == "llmkit-demo" and system["host_processor_core_count"]
+    assert system["accelerators_per_node"] == "0"  # the checker's truthiness test rejects the integer 0
+    assert (tree / "documentation" / "calibration.md").read_text().startswith("# Calibration")
+    assert (tree / "src" / "README.md").is_file()
 
 
 def test_large_accuracy_logs_keep_their_first_and_last_4096_bytes(tmp_path):
@@ -168,20 +263,29 @@ def test_large_accuracy_logs_keep_their_first_and_last_4096_bytes(tmp_path):
     source.write_bytes(bytes(range(256)) * 100)
     copy_truncated_log(source, large)
     data = source.read_bytes()
-    assert large.read_bytes() == data[:4096] + b"\n...\n" + data[-4096:]
+    # truncate_accuracy_log.py writes "\n\n...\n\n" between the first and last 4096 bytes (8199 bytes in all).
+    assert large.read_bytes() == data[:4096] + b"\n\n...\n\n" + data[-4096:]
+    assert len(large.read_bytes()) == 8199
 
 
 def test_packaging_twice_never_overwrites_and_bad_runs_are_clear_errors(pipeline, tmp_path):
     tree = pipeline / "submission"
-    before = (tree / "submission_check.json").read_bytes()
+    before = report_path(tree).read_bytes()
     again = run_cli("llmkit", "package", f"submission.pipeline_dir={pipeline}", f"submission.output_dir={tree}")
     assert again.returncode == 2 and "Traceback" not in again.stderr
-    assert (tree / "submission_check.json").read_bytes() == before
-    v51 = run_cli("llmkit", "package", f"submission.pipeline_dir={pipeline}", "submission.layout=v5_1",
+    assert report_path(tree).read_bytes() == before
+    v51 = run_cli("llmkit", "package", f"submission.pipeline_dir={pipeline}", "submission.round=v5.1",
                   f"submission.output_dir={tmp_path / 'v51'}")
     assert v51.returncode == 0, v51.stderr[-2000:]
-    assert (tmp_path / "v51/closed/llmkit-demo/compliance/cpu/mixtral-8x7b/Server/TEST06/verify_accuracy.txt").is_file()
-    assert (tmp_path / "v51/closed/llmkit-demo/measurements/cpu/mixtral-8x7b/Server/measurements.json").is_file()
+    root = tmp_path / "v51/closed/llmkit-demo"
+    assert (root / "compliance/cpu/mixtral-8x7b/Server/TEST06/verify_accuracy.txt").is_file()
+    # v5.1's checker takes the first <system>*.json there; it refuses a file named measurements.json.
+    assert [p.name for p in (root / "measurements/cpu/mixtral-8x7b/Server").glob("*.json")] == \
+        ["cpu_llmkit_Server.json"]
+    assert (root / "code/mixtral-8x7b/llmkit/README.md").is_file()
+    v51_kinds = {f["kind"] for f in json.loads(report_path(tmp_path / "v51").read_text())["findings"]}
+    # The runs were made with v6.0's loadgen: packaged for v5.1, their seeds are the wrong round's.
+    assert "seed" in v51_kinds and v51_kinds <= {"duration", "count", "accuracy", "seed"}
     missing = run_cli("llmkit", "package", f"submission.runs=[{tmp_path / 'nowhere'}]",
                       f"submission.output_dir={tmp_path / 'x'}")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
@@ -205,3 +309,57 @@ def test_test06_verify_on_an_existing_run(pipeline, tmp_path):
     log_only = run_cli("llmkit", "test06", "verify", str(run / "mlperf_log_accuracy.json"),
                        "benchmark=llama3.1-405b", "model=tiny-llama3", "scenario=offline")
     assert log_only.returncode == 2 and "never overwritten" in log_only.stderr  # same TEST06/ beside the log
+    # Verifying a log needs its benchmark and scenario, not a model that fits them.
+    elsewhere = tmp_path / "log-only"
+    elsewhere.mkdir()
+    shutil.copyfile(run / "mlperf_log_accuracy.json", elsewhere / "mlperf_log_accuracy.json")
+    no_model = run_cli("llmkit", "test06", "verify", str(elsewhere / "mlperf_log_accuracy.json"),
+                       "benchmark=llama3.1-405b", "scenario=offline")
+    assert no_model.returncode == 0, no_model.stderr[-2000:]
+    assert (elsewhere / "TEST06" / "verify_accuracy.txt").read_text().startswith("First token check pass: Skipped")
+
+
+def _as_interactive(source: Path, target: Path) -> Path:
+    """A copy of a mixtral Server run, relabelled as a llama3.1-405b Interactive one (packaging reads the labels)."""
+    from omegaconf import OmegaConf
+
+    shutil.copytree(source, target)
+    config = OmegaConf.load(target / "config.yaml")
+    config.benchmark.name, config.scenario.name = "llama3.1-405b", "Interactive"
+    config.model.name, config.model.tiny = "tiny-llama3", "llama3"
+    OmegaConf.save(config, target / "config.yaml")
+    result = json.loads((target / "result.json").read_text())
+    result.update(benchmark="llama3.1-405b", scenario="Interactive", loadgen_model="llama3_1-405b-interactive")
+    (target / "result.json").write_text(json.dumps(result))
+    return target
+
+
+def test_interactive_results_are_a_scenario_folder_of_llama3_1_405b(pipeline, tmp_path):
+    runs = [_as_interactive(pipeline / f"server-{kind}", tmp_path / f"interactive-{kind}")
+            for kind in ("performance", "accuracy", "test06")]
+    out = tmp_path / "tree"
+    result = run_cli("llmkit", "package", f"submission.runs=[{','.join(map(str, runs))}]",
+                     f"submission.output_dir={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = out / "closed/llmkit-demo/results/cpu"
+    assert [p.name for p in results.iterdir()] == ["llama3.1-405b"]
+    assert [p.name for p in (results / "llama3.1-405b").iterdir()] == ["Interactive"]
+    assert (results / "llama3.1-405b/Interactive/TEST06/verify_accuracy.txt").is_file()
+    findings = json.loads(report_path(out).read_text())["findings"]
+    assert not [f for f in findings if f["kind"] == "layout"], findings
+    # Interactive is held to its own limits (4.5 s TTFT, 80 ms TPOT), and the closed division also wants Offline.
+    assert {"scenario"} <= {f["kind"] for f in findings}
+
+
+def test_an_open_submission_packages_without_compliance_runs(pipeline, tmp_path):
+    runs = [pipeline / f"{scenario}-{kind}" for scenario in ("offline", "server") for kind in ("performance", "accuracy")]
+    out = tmp_path / "open-tree"
+    result = run_cli("llmkit", "package", f"submission.runs=[{','.join(map(str, runs))}]", "submission.division=open",
+                     f"submission.output_dir={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not list(out.rglob("TEST06"))
+    kinds = {f["kind"] for f in json.loads(report_path(out).read_text())["findings"]}
+    assert kinds <= {"duration", "count"}, kinds  # no accuracy targets and no compliance in the open division
+    closed = run_cli("llmkit", "package", f"submission.runs=[{','.join(map(str, runs))}]",
+                     f"submission.output_dir={tmp_path / 'closed-tree'}")
+    assert closed.returncode == 2 and "TEST06" in closed.stderr

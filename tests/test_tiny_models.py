@@ -86,3 +86,18 @@ def test_bad_checkpoints_are_clear_errors(tmp_path, setup, match):
     setup(path)
     with pytest.raises(UserError, match=match):
         inspect_checkpoint(path, MIXTRAL_8X7B)
+
+
+def test_an_older_factorys_tiny_checkpoint_is_rewritten(tmp_path):
+    from llmkit.config.schema import TinyArchitecture
+    from llmkit.models.tiny import FACTORY_VERSION, MANIFEST, ensure_tiny_checkpoint
+
+    directory = ensure_tiny_checkpoint(TinyArchitecture.llama3, tmp_path / "tiny-llama3")
+    manifest = json.loads((directory / MANIFEST).read_text())
+    (directory / MANIFEST).write_text(json.dumps({**manifest, "factory_version": FACTORY_VERSION - 1}))
+    config = directory / "tokenizer_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "clean_up_tokenization_spaces": False}))
+    ensure_tiny_checkpoint(TinyArchitecture.llama3, directory)
+    assert json.loads((directory / MANIFEST).read_text())["factory_version"] == FACTORY_VERSION
+    assert json.loads(config.read_text())["clean_up_tokenization_spaces"] is True
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny-llama3"]

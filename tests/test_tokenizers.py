@@ -77,3 +77,33 @@ def test_checkpoint_without_tokenizer_is_a_clear_error(tmp_path):
 
     with pytest.raises(UserError, match="no tokenizer.model"):
         detect_tokenizer_file(tmp_path)
+
+
+def test_decoding_follows_the_checkpoints_clean_up_setting(artifacts, tmp_path):
+    """The reference decodes with the checkpoint's Hugging Face tokenizer, which applies its config's
+    clean_up_tokenization_spaces: the kit's decode must give the same text both ways."""
+    import json
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from evaluation.text import decode
+    from llmkit.tokenizers import cleans_up_spaces
+
+    tiny = artifacts / "models" / "tiny-llama3"
+    text = "Hello , world . Is it ? Yes ! I 'm here and it 's fine , is n't it"
+    ids = load_tokenizer(tiny).encode(text)
+    # tiny-llama3 says true, as the official Llama-3.1-405B-Instruct tokenizer_config.json does.
+    assert cleans_up_spaces(tiny, default=False) is True
+    assert decode(ids, LLAMA3_1_405B, cleans_up_spaces(tiny, False)) == \
+        AutoTokenizer.from_pretrained(str(tiny)).decode(ids, skip_special_tokens=True)
+    plain = tmp_path / "plain"
+    shutil.copytree(tiny, plain)
+    config = json.loads((plain / "tokenizer_config.json").read_text())
+    (plain / "tokenizer_config.json").write_text(json.dumps({**config, "clean_up_tokenization_spaces": False}))
+    assert cleans_up_spaces(plain, default=True) is False
+    decoded = decode(ids, LLAMA3_1_405B, cleans_up_spaces(plain, True))
+    assert decoded == AutoTokenizer.from_pretrained(str(plain)).decode(ids, skip_special_tokens=True) == text
+    # Without a tokenizer config, the official checkpoint's value holds.
+    assert cleans_up_spaces(None, LLAMA3_1_405B.clean_up_tokenization_spaces) is True
+    assert cleans_up_spaces(tmp_path, MIXTRAL_8X7B.clean_up_tokenization_spaces) is False

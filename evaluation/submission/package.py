@@ -1,32 +1,43 @@
-"""`llmkit package`: build closed/<submitter>/... from run directories, check it, and say whether it is submittable.
+"""`llmkit package`: build <division>/<submitter>/... from run directories, check it, and say whether it is submittable.
 
-Each (benchmark, scenario) needs a performance run, an evaluated accuracy run and a verified TEST06 run. The tree is
-written in staging and renamed into place, never over an existing one, and carries `submission_check.json`: the
-findings of `llmkit check` and `submittable: true` only when there are none.
+Each (benchmark, scenario) needs a performance run, an evaluated accuracy run and (in the closed division) a verified
+TEST06 run. The tree is laid out for `submission.round`, written in staging and renamed into place, never over an
+existing one. Its check report, `<tree>.check.json` (the findings of `llmkit check` and `submittable: true` only when
+there are none), is written beside the tree, not in it: the checkers reject files outside the division folders.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.submission.check import check_submitter, findings_json, print_findings
-from evaluation.submission.layout import Entry, code_dir, results_name, scenario_dir
+from evaluation.submission.check import check_tree, findings_json, print_findings
+from evaluation.submission.documents import calibration_md, code_readme, scenario_readme
+from evaluation.submission.layout import CALIBRATION_DOC, DOCUMENTATION_DIR, IMPLEMENTATION, Entry, code_dir
+from evaluation.submission.rules_run import ACCURACY_LOG_LIMIT
 from evaluation.submission.system_json import system_json
 from evaluation.test06 import TEST06_DIR, VERIFY_FILE
 from llmkit.benchmarks import Scenario, get_benchmark
-from llmkit.config.schema import Mode, RunConfig, SubmissionConfig
+from llmkit.config.schema import Division, Mode, RunConfig, SubmissionConfig
 from llmkit.errors import UserError
+from llmkit.rounds import get_round
 from llmkit.rundir import StagedDir
 
 log = logging.getLogger(__name__)
 
-CHECK_FILE = "submission_check.json"
-ACCURACY_LOG_KEEP = 4096  # the checker wants the first and last 4096 bytes of a log over 10 KiB
-ACCURACY_LOG_LIMIT = 10 * 1024
+ACCURACY_LOG_KEEP = 4096  # the first and last 4096 bytes of a log over 10 KiB, as truncate_accuracy_log.py keeps
+TRUNCATION_SEPARATOR = b"\n\n...\n\n"  # what truncate_accuracy_log.py writes between them
+SUBMITTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def report_path(tree: Path) -> Path:
+    """Where the check report of `tree` goes: beside it."""
+    return tree.with_name(f"{tree.name}.check.json")
 
 
 @dataclass
@@ -48,6 +59,8 @@ def _result(run_dir: Path) -> dict:
 
 
 def collect(submission: SubmissionConfig) -> dict[tuple[str, str], Slot]:
+    needed = ("performance", "accuracy", "test06") if submission.division is Division.closed else \
+        ("performance", "accuracy")
     runs = [Path(r) for r in submission.runs]
     if submission.pipeline_dir:
         pipeline = Path(submission.pipeline_dir)
@@ -79,17 +92,19 @@ def collect(submission: SubmissionConfig) -> dict[tuple[str, str], Slot]:
                             f"and {run_dir}; package one")
         setattr(slot, kind, run_dir)
     for (benchmark, scenario), slot in slots.items():
-        for kind in ("performance", "accuracy", "test06"):
+        for kind in needed:
             if getattr(slot, kind) is None:
-                raise UserError(f"no {kind} run for {benchmark} {scenario}; a submission needs performance, evaluated "
-                                "accuracy and TEST06 runs for each scenario")
+                compliance = " and TEST06" if "test06" in needed else ""
+                raise UserError(f"no {kind} run for {benchmark} {scenario}; a {submission.division.value} submission "
+                                f"needs performance, evaluated accuracy{compliance} runs for each scenario")
     return slots
 
 
 def copy_truncated_log(source: Path, destination: Path) -> None:
+    """Copy an accuracy log, truncated as the official truncate_accuracy_log.py does when it is over 10 KiB."""
     data = source.read_bytes()
     if len(data) > ACCURACY_LOG_LIMIT:
-        data = data[:ACCURACY_LOG_KEEP] + b"\n...\n" + data[-ACCURACY_LOG_KEEP:]
+        data = data[:ACCURACY_LOG_KEEP] + TRUNCATION_SEPARATOR + data[-ACCURACY_LOG_KEEP:]
     destination.write_bytes(data)
 
 
@@ -107,72 +122,73 @@ def measurements(run_cfg: RunConfig) -> dict[str, str]:
             "weight_data_types": run_cfg.backend.dtype.value, "weight_transformations": "none"}
 
 
-def readme(slot: Slot, run_cfg: RunConfig) -> str:
-    scenario = run_cfg.scenario.name.value.lower()
-    base = f"benchmark={run_cfg.benchmark.name} model={run_cfg.model.name} scenario={scenario} " \
-           f"system={run_cfg.system.name} backend={run_cfg.backend.name.value} loadgen={run_cfg.loadgen.name}"
-    return (f"# {run_cfg.benchmark.name} {run_cfg.scenario.name.value} with llmkit\n\n"
-            "Reproduce with the llmkit kit (see its README):\n\n```sh\n"
-            f"llmkit run {base} mode=performance\n"
-            f"llmkit run {base} mode=accuracy output_dir=ACCURACY_RUN && llmkit evaluate ACCURACY_RUN\n"
-            f"llmkit test06 {base}\n```\n\n"
-            f"Runs packaged: {slot.performance}, {slot.accuracy}, {slot.test06}.\n")
-
-
-def write_slot(root: Path, cfg: SubmissionConfig, slot: Slot) -> str:
+def write_slot(root: Path, cfg: SubmissionConfig, slot: Slot) -> tuple[str, RunConfig]:
     from evaluation.accuracy import run_config_of
 
     run_cfg = run_config_of(slot.performance)
     benchmark = get_benchmark(run_cfg.benchmark.name)
     scenario: Scenario = run_cfg.scenario.name
-    entry = Entry(root, cfg.layout, run_cfg.system.name, results_name(benchmark, scenario), scenario_dir(scenario))
+    entry = Entry(root, get_round(cfg.round), run_cfg.system.name, benchmark.name, scenario.value)
     _copy(("mlperf_log_summary.txt", "mlperf_log_detail.txt"), slot.performance, entry.performance)
     _copy(("accuracy.txt", "mlperf_log_summary.txt", "mlperf_log_detail.txt"), slot.accuracy, entry.accuracy)
     copy_truncated_log(slot.accuracy / "mlperf_log_accuracy.json", entry.accuracy / "mlperf_log_accuracy.json")
-    _copy((VERIFY_FILE,), slot.test06 / TEST06_DIR, entry.test06)
-    _copy(("mlperf_log_accuracy.json",), slot.test06 / TEST06_DIR / "accuracy", entry.test06 / "accuracy")
+    if slot.test06 is not None:
+        _copy((VERIFY_FILE,), slot.test06 / TEST06_DIR, entry.test06)
+        _copy(("mlperf_log_accuracy.json",), slot.test06 / TEST06_DIR / "accuracy", entry.test06 / "accuracy")
     entry.measurements.mkdir(parents=True, exist_ok=True)
-    (entry.measurements / "measurements.json").write_text(json.dumps(measurements(run_cfg), indent=2) + "\n")
+    (entry.measurements / entry.measurements_name()).write_text(json.dumps(measurements(run_cfg), indent=2) + "\n")
     shutil.copyfile(slot.performance / "user.conf", entry.measurements / "user.conf")
-    (entry.measurements / "README.md").write_text(readme(slot, run_cfg))
+    (entry.measurements / "README.md").write_text(scenario_readme(slot, run_cfg))
     systems = root / "systems"
     systems.mkdir(parents=True, exist_ok=True)
     system_file = systems / f"{run_cfg.system.name}.json"
     if not system_file.exists():
         system_file.write_text(json.dumps(system_json(run_cfg.system, cfg), indent=2) + "\n")
-    return f"{entry.benchmark}/{entry.scenario}"
+    return f"{entry.benchmark}/{entry.scenario}", run_cfg
 
 
-def _code_readme() -> str:
-    from importlib import metadata
-
-    return (f"# llmkit {metadata.version('llmkit')}\n\nThe harness, SUT, evaluation and packaging that produced these "
-            "results: the llmkit kit at this version (its repository holds the source, pinned dependencies and the "
-            "commands in each result's README.md).\n")
+def _check_names(submission: SubmissionConfig) -> None:
+    name = submission.submitter.strip()
+    if not name:
+        raise UserError("submission.submitter is empty; pass submission.submitter=<your organization>")
+    if not SUBMITTER_NAME.fullmatch(name) or ".." in name:
+        raise UserError(f"submission.submitter '{name}' is not a single folder name; use letters, digits, '.', '_', "
+                        "'+' or '-' (no spaces or slashes)")
 
 
 def package(cfg: RunConfig) -> Path:
     submission = cfg.submission
-    if not submission.submitter.strip():
-        raise UserError("submission.submitter is empty; pass submission.submitter=<your organization>")
+    _check_names(submission)
+    round_ = get_round(submission.round)
     slots = collect(submission)
     output = Path(submission.output_dir) if submission.output_dir else Path("submissions") / time.strftime("%Y%m%d-%H%M%S")
+    report = report_path(output)
+    if report.exists():
+        raise UserError(f"{report} exists and is never overwritten; choose another submission.output_dir=")
     staged = StagedDir(output)
     try:
-        root = staged.path / submission.division / submission.submitter
-        packaged = [write_slot(root, submission, slot) for slot in slots.values()]
-        code = code_dir(root, submission.layout)
-        code.mkdir(parents=True)
-        (code / "README.md").write_text(_code_readme())
-        findings = check_submitter(root)
-        check = {"submittable": not findings, "layout": submission.layout.value, "packaged": packaged,
-                 "findings": findings_json(findings)}
-        (staged.path / CHECK_FILE).write_text(json.dumps(check, indent=2) + "\n")
+        root = staged.path / submission.division.value / submission.submitter
+        written = [write_slot(root, submission, slot) for slot in slots.values()]
+        code = code_dir(root, round_)
+        benchmarks = sorted({run_cfg.benchmark.name for _, run_cfg in written})
+        places = [code] if not round_.separate_compliance_tree else [code / b / IMPLEMENTATION for b in benchmarks]
+        for place in places:
+            place.mkdir(parents=True)
+            (place / "README.md").write_text(code_readme())
+        documentation = root / DOCUMENTATION_DIR
+        documentation.mkdir()
+        (documentation / CALIBRATION_DOC).write_text(calibration_md([run_cfg for _, run_cfg in written]))
     except BaseException:
         staged.discard()
         raise
     tree = staged.commit()
-    print_findings(check_submitter(tree / submission.division / submission.submitter), tree)
-    log.info("submission tree: %s (%s)", tree, "submittable" if not findings else f"{len(findings)} finding(s), "
-             "not submittable")
+    findings = check_tree(tree, round_)
+    check = {"submittable": not findings, "round": round_.name.value, "division": submission.division.value,
+             "tree": str(tree), "packaged": [name for name, _ in written], "findings": findings_json(findings)}
+    temporary = report.with_name(f".{report.name}.tmp")
+    temporary.write_text(json.dumps(check, indent=2) + "\n")
+    os.replace(temporary, report)
+    print_findings(findings, tree)
+    log.info("submission tree: %s (%s round, %s); check report: %s", tree, round_.name.value,
+             "submittable" if not findings else f"{len(findings)} finding(s), not submittable", report)
     return tree

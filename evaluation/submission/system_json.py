@@ -21,15 +21,22 @@ REQUIRED_FIELDS = (
     "accelerator_interconnect_topology", "accelerator_memory_configuration", "accelerator_on-chip_memories",
     "cooling", "hw_notes", "sw_notes", "host_network_card_count", "system_type_detail",
 )
-# Fields that must hold a meaningful answer, not just be present.
+# Fields that must hold a meaningful answer (the checker's SYSTEM_DESC_MEANINGFUL_RESPONSE_REQUIRED_FIELDS): it
+# tests Python truthiness, so 0 and "" fail where "0" and "N/A" pass.
 MEANINGFUL_FIELDS = (
     "division", "submitter", "system_type", "status", "system_name", "number_of_nodes", "host_processor_model_name",
     "host_processors_per_node", "host_processor_core_count", "host_memory_capacity", "host_memory_configuration",
-    "host_storage_capacity", "host_storage_type", "host_networking", "host_networking_topology",
-    "accelerators_per_node", "accelerator_model_name", "accelerator_memory_capacity",
-    "accelerator_host_interconnect", "accelerator_interconnect", "accelerator_memory_configuration", "cooling",
+    "host_storage_capacity", "host_storage_type", "host_networking", "host_network_card_count",
+    "host_networking_topology", "accelerators_per_node", "accelerator_model_name", "accelerator_memory_capacity",
+    "accelerator_host_interconnect", "accelerator_memory_configuration", "accelerator_interconnect", "cooling",
+    "framework", "operating_system", "other_software_stack",
 )
+# Answers that are present but say nothing (our own rule, stricter than the checker's).
 NOT_MEANINGFUL = {"", "tbd", "todo", "unknown", "none", "?"}
+STATUSES = ("available", "preview", "rdi")
+SYSTEM_TYPES = ("datacenter", "edge", "datacenter,edge", "edge,datacenter")
+# The checker's results exporter reads these with int().
+INTEGER_FIELDS = ("number_of_nodes", "accelerators_per_node")
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -87,16 +94,36 @@ def system_json(system: SystemConfig, submission: SubmissionConfig) -> dict[str,
     for key, value in detected_host().items():
         if not description.get(key):
             description[key] = value
+    # A CPU-only system writes "0": the checker's meaningful-response test rejects the integer 0.
+    accelerators = system.accelerators_per_node or "0"
     fields = {
-        "division": submission.division, "submitter": submission.submitter, "system_name": system.name,
-        "number_of_nodes": system.nodes, "accelerators_per_node": system.accelerators_per_node, **description,
+        "division": submission.division.value, "submitter": submission.submitter, "system_name": system.name,
+        "number_of_nodes": system.nodes, "accelerators_per_node": accelerators, **description,
     }
     return {key: fields.get(key, "") for key in REQUIRED_FIELDS}
 
 
-def system_findings(fields: dict) -> list[str]:
-    """Missing required fields, and meaningful ones left empty."""
+def system_findings(fields: dict, division: str, submitter: str) -> list[str]:
+    """Missing required fields, meaningful ones left empty, values the checkers refuse or crash on."""
     problems = [f"missing field {key}" for key in REQUIRED_FIELDS if key not in fields]
-    problems += [f"field {key} needs a meaningful value" for key in MEANINGFUL_FIELDS
-                 if key in fields and str(fields[key]).strip().lower() in NOT_MEANINGFUL]
+    for key in MEANINGFUL_FIELDS:
+        if key in fields and (not fields[key] or str(fields[key]).strip().lower() in NOT_MEANINGFUL):
+            hint = ' (write "0" for a system without accelerators)' if key == "accelerators_per_node" else ""
+            problems.append(f"field {key} needs a meaningful value, not {fields[key]!r}{hint}")
+    for key in INTEGER_FIELDS:
+        try:
+            int(fields.get(key, 0))
+        except (TypeError, ValueError):
+            problems.append(f"field {key} is {fields[key]!r}; the checker reads it as a whole number")
+    if str(fields.get("status", "")).lower() not in STATUSES:
+        problems.append(f"field status is {fields.get('status')!r}; use one of {', '.join(STATUSES)}")
+    if fields.get("system_type") not in SYSTEM_TYPES:
+        problems.append(f"field system_type is {fields.get('system_type')!r}; use datacenter for these benchmarks")
+    if fields.get("division") != division:
+        problems.append(f"field division is {fields.get('division')!r} but the tree puts it under {division}/")
+    if str(fields.get("submitter", "")).lower() != submitter.lower():
+        problems.append(f"field submitter is {fields.get('submitter')!r} but the tree's folder is {submitter}/")
+    if "is_network" in fields and fields["is_network"] not in ("false", "False"):
+        problems.append(f"field is_network is {fields['is_network']!r}; leave it out (or \"false\") outside the "
+                        "network division")
     return problems

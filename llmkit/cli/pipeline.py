@@ -95,10 +95,14 @@ def _print_summary(cfg: RunConfig, summary: list[dict], root: Path, tree: Path) 
             "FAILs by construction. The job exercises the real loadgen, tokenizer, SUT, token accounting, "
             f"evaluation{sandbox}, TEST06 and packaging."
         )
-    check = json.loads((tree / "submission_check.json").read_text())
+    from evaluation.submission.package import report_path
+
+    report = report_path(tree)
+    check = json.loads(report.read_text())
     kinds = sorted({f["kind"] for f in check["findings"]})
     console.print(f"submission tree: {tree} ({'submittable' if check['submittable'] else 'not submittable'}; "
-                  f"{len(check['findings'])} finding(s) of kind: {', '.join(kinds) or '-'}; llmkit check {tree})")
+                  f"{len(check['findings'])} finding(s) of kind: {', '.join(kinds) or '-'}; report {report}; "
+                  f"llmkit check {tree})")
     console.print(f"pipeline summary: {root / 'pipeline.json'}")
 
 

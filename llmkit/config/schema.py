@@ -9,6 +9,7 @@ from omegaconf import MISSING
 
 from llmkit.benchmarks import Scenario
 from llmkit.compliance import ComplianceTest
+from llmkit.rounds import SubmissionRound, V6_0
 
 
 class Mode(str, Enum):
@@ -250,9 +251,9 @@ class QuantizeConfig:
     force: bool = False
 
 
-class SubmissionLayout(str, Enum):
-    v6_0 = "v6.0"  # results/<system>/<benchmark>/<scenario>/{performance,accuracy,TEST06}, src/
-    v5_1 = "v5.1"  # compliance/ and measurements/ as separate top-level trees, code/
+class Division(str, Enum):
+    closed = "closed"
+    open = "open"  # no compliance runs and no accuracy targets; the rest of the rules still hold
 
 
 @dataclass
@@ -260,8 +261,9 @@ class SubmissionConfig:
     """Packaging run directories into a submission tree (`llmkit package`)."""
 
     submitter: str = ""
-    division: str = "closed"
-    layout: SubmissionLayout = SubmissionLayout.v6_0
+    division: Division = Division.closed
+    # The MLPerf round: it decides the tree's layout and the loadgen seeds the runs must have (llmkit.rounds).
+    round: SubmissionRound = V6_0
     # The run directories to package (performance, evaluated accuracy and TEST06 runs per scenario)...
     runs: list[str] = field(default_factory=list)
     # ...or a pipeline directory holding them.

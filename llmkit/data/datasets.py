@@ -101,7 +101,12 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     if suffix in PICKLE_SUFFIXES:
-        frame.to_pickle(temporary)
+        # As the official pickles: text columns of plain Python strings (pandas' own string dtype pickles as
+        # pyarrow arrays, which then need pyarrow to load).
+        text = [name for name, dtype in frame.dtypes.items() if pd.api.types.is_string_dtype(dtype)]
+        plain = frame.astype({name: object for name in text})
+        plain.columns = pd.Index(list(plain.columns), dtype=object)
+        plain.to_pickle(temporary)
     elif suffix == ".parquet":
         frame.to_parquet(temporary)
     else:

@@ -20,7 +20,8 @@ from llmkit.tokenizers import LLAMA3_SPLIT_PATTERN, bundled_tokenizer_file, llam
 log = logging.getLogger(__name__)
 
 MANIFEST = "llmkit_tiny.json"
-FACTORY_VERSION = 1
+# 2: tokenizer configs state clean_up_tokenization_spaces as the official checkpoints do (true for Llama 3.1).
+FACTORY_VERSION = 2
 
 
 def _mixtral_config():
@@ -50,6 +51,7 @@ def _write_sentencepiece_tokenizer(directory: Path) -> None:
     config = {
         "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
         "add_bos_token": True, "add_eos_token": False, "legacy": True, "model_max_length": 32768,
+        "clean_up_tokenization_spaces": MIXTRAL_8X7B.clean_up_tokenization_spaces,
     }
     (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
 
@@ -63,14 +65,17 @@ def _write_tiktoken_tokenizer(directory: Path) -> None:
     shutil.copyfile(source, directory / "original" / "tokenizer.model")
     special = list(llama3_special_tokens(LLAMA3_1_405B.vocab_size - 256))
     converter = TikTokenConverter(vocab_file=str(source), pattern=LLAMA3_SPLIT_PATTERN, additional_special_tokens=special)
+    # As the official Llama-3.1 checkpoint's tokenizer_config.json: its decode cleans up tokenization spaces.
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=converter.converted(), bos_token="<|begin_of_text|>", eos_token="<|eot_id|>"
+        tokenizer_object=converter.converted(), bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
+        clean_up_tokenization_spaces=LLAMA3_1_405B.clean_up_tokenization_spaces, model_max_length=131072,
     )
     tokenizer.save_pretrained(str(directory))
 
 
 def write_tiny_checkpoint(architecture: TinyArchitecture, directory: Path, seed: int = 0) -> Path:
-    """Write the checkpoint atomically (a temporary sibling directory renamed into place)."""
+    """Write the checkpoint atomically (a temporary sibling directory renamed into place; an older factory's
+    checkpoint of the same model is replaced only once the new one is complete)."""
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig
 
@@ -91,7 +96,13 @@ def write_tiny_checkpoint(architecture: TinyArchitecture, directory: Path, seed:
             _write_tiktoken_tokenizer(staging)
         manifest = {"architecture": architecture.value, "seed": seed, "factory_version": FACTORY_VERSION}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        staging.rename(directory)
+        if directory.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=directory.parent))
+            directory.rename(retired / directory.name)
+            staging.rename(directory)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            staging.rename(directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -107,6 +118,10 @@ def ensure_tiny_checkpoint(architecture: TinyArchitecture, directory: Path, seed
         wanted = {"architecture": architecture.value, "seed": seed, "factory_version": FACTORY_VERSION}
         if manifest == wanted:
             return directory
+        older = isinstance(manifest.get("factory_version"), int) and manifest["factory_version"] < FACTORY_VERSION
+        if older and {**manifest, "factory_version": FACTORY_VERSION} == wanted:
+            log.info("rewriting %s: it was made by an older version of the tiny-model factory", directory)
+            return write_tiny_checkpoint(architecture, directory, seed)
         raise UserError(
             f"{directory} holds a different tiny model ({manifest}); remove it or set model.path= elsewhere"
         )
