@@ -37,6 +37,15 @@ class Finding:
     message: str
 
 
+def json_object(path: Path) -> dict | None:
+    """The JSON object in `path`, or None when it is not one (not JSON, not UTF-8, or another JSON value)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 class EntryCheck:
     """Every rule for one entry; findings accumulate in `findings`."""
 
@@ -189,11 +198,8 @@ class EntryCheck:
             self.add("file", wanted, "required measurements file is missing" + (
                 f" (v5.1 names it {self.entry.system}*.json)" if self.entry.round.separate_compliance_tree else ""))
             return
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            values = None
-        if not isinstance(values, dict):
+        values = json_object(path)
+        if values is None:
             self.add("file", path, "is not a JSON object")
             return
         for key in MEASUREMENT_KEYS:

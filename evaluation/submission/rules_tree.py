@@ -6,11 +6,10 @@ names, names with spaces, __pycache__, empty folders, broken links and files ove
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from evaluation.submission.layout import CALIBRATION_DOC, DOCUMENTATION_DIR, SYSTEM_JSON_DIR, Entry, detect_round
-from evaluation.submission.rules_run import Finding
+from evaluation.submission.rules_run import Finding, json_object
 from evaluation.submission.system_json import system_findings
 from llmkit.benchmarks import BENCHMARKS, Benchmark, Scenario
 from llmkit.config.schema import Division
@@ -101,11 +100,8 @@ def submitter_findings(root: Path, round_: Round, division: Division, systems: s
         if not path.is_file():
             findings.append(Finding("file", str(path), "required file is missing"))
             continue
-        try:
-            fields = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            fields = None
-        if not isinstance(fields, dict):
+        fields = json_object(path)
+        if fields is None:
             findings.append(Finding("file", str(path), "is not a JSON object"))
             continue
         findings += [Finding("system", str(path), p) for p in system_findings(fields, division.value, root.name)]
