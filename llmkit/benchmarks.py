@@ -11,6 +11,10 @@ from enum import Enum
 from llmkit.errors import UserError, did_you_mean
 
 
+# The rules' minimum duration of a performance run (mlperf.conf's min_duration), for every LLM scenario.
+MIN_DURATION_MS = 600_000
+
+
 class Scenario(str, Enum):
     Offline = "Offline"
     Server = "Server"
@@ -20,6 +24,11 @@ class Scenario(str, Enum):
     @property
     def streams_first_token(self) -> bool:
         return self is not Scenario.Offline
+
+    @property
+    def loadgen_scenario(self) -> str:
+        """Loadgen's own scenario name: it has no Interactive, which runs as Server (see Benchmark.loadgen_model)."""
+        return "Server" if self is Scenario.Interactive else self.value
 
 
 class TokenizerKind(str, Enum):

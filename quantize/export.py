@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from llmkit.config.schema import DType
-from quantize.shape import DECODER_TYPE, ModelShape
+from llmkit.models.shape import DECODER_TYPE, ModelShape
 
 TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "generation_config.json", "original")

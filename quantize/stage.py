@@ -21,8 +21,8 @@ from llmkit.errors import UserError
 from llmkit.models.checkpoint import resolve_checkpoint
 from quantize.calibrate import calibrate, check_calibration_set, load_calibration
 from quantize.export import HF_SUBDIR, TOKENIZER_FILES, TOKENIZER_SUBDIR, copy_tokenizer, export_hf, export_trtllm
-from quantize.preflight import preflight
-from quantize.shape import check_recipe, check_topology, read_shape, recipe_formats
+from llmkit.models.memory import preflight
+from llmkit.models.shape import check_recipe, check_topology, read_shape, recipe_formats
 
 log = logging.getLogger(__name__)
 

@@ -123,7 +123,7 @@ def measure_instant(case: Case, work: Path) -> dict:
     import mlperf_loadgen as lg
 
     from llmkit.benchmarks import get_benchmark
-    from sut.results import read_detail_log, summarize
+    from llmkit.loadgen_log import read_detail_log, summarize
 
     benchmark = get_benchmark(case.benchmark)
     scenario = case.scenario.capitalize()

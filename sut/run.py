@@ -23,7 +23,7 @@ from sut.backends import create_backend
 from sut.backends.base import BackendSpec
 from sut.dispatch import Dispatcher
 from sut.harness import Harness
-from sut.results import read_detail_log, summarize
+from llmkit.loadgen_log import read_detail_log, summarize
 
 log = logging.getLogger(__name__)
 

@@ -4,21 +4,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from llmkit.benchmarks import Benchmark, Scenario
+from llmkit.benchmarks import Benchmark
 from llmkit.config.schema import LoadgenConfig, Mode, RunConfig
 from llmkit.rounds import SEED_KEYS, get_round, seed_mismatches
 
 log = logging.getLogger(__name__)
 
 
-def loadgen_scenario_name(scenario: Scenario) -> str:
-    # Interactive is a Server run under another model name.
-    return "Server" if scenario is Scenario.Interactive else scenario.value
-
-
 def user_conf_text(cfg: RunConfig, benchmark: Benchmark, dataset_size: int) -> str:
     model = benchmark.loadgen_model(cfg.scenario.name)
-    scenario = loadgen_scenario_name(cfg.scenario.name)
+    scenario = cfg.scenario.name.loadgen_scenario
     loadgen: LoadgenConfig = cfg.loadgen
     lines = [f"# Written by llmkit from the run's config (loadgen={loadgen.name}); layered on loadgen's mlperf.conf."]
 
@@ -41,7 +36,7 @@ def test_settings(user_conf: Path, cfg: RunConfig, benchmark: Benchmark):
     import mlperf_loadgen as lg
 
     settings = lg.TestSettings()
-    scenario = loadgen_scenario_name(cfg.scenario.name)
+    scenario = cfg.scenario.name.loadgen_scenario
     settings.FromConfig(str(user_conf), benchmark.loadgen_model(cfg.scenario.name), scenario)
     settings.scenario = getattr(lg.TestScenario, scenario)
     settings.mode = lg.TestMode.AccuracyOnly if cfg.mode is Mode.accuracy else lg.TestMode.PerformanceOnly

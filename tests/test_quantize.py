@@ -13,8 +13,8 @@ from llmkit.config.schema import DType, PrecisionConfig, PrecisionName
 from llmkit.errors import UserError
 from quantize.calibrate import calibrate
 from quantize.export import safetensors_header
-from quantize.preflight import estimate
-from quantize.shape import ModelShape
+from llmkit.models.memory import estimate
+from llmkit.models.shape import ModelShape
 from quantize.stage import quantize
 
 MIXTRAL = ["benchmark=mixtral-8x7b", "model=tiny-mixtral"]

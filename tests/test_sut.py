@@ -11,7 +11,7 @@ from llmkit.benchmarks import LLAMA3_1_405B, MIXTRAL_8X7B, Scenario
 from llmkit.config.load import load
 from llmkit.data.sample import sample_frame
 from llmkit.errors import UserError
-from sut.results import read_detail_log
+from llmkit.loadgen_log import read_detail_log
 from sut.run import run_benchmark
 
 

@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evaluation.submission.layout import ACCURACY_FILES, MEASUREMENT_SIDE_FILES, OPTIONAL_LOG_FILES, PERFORMANCE_FILES, Entry
-from llmkit.benchmarks import Benchmark, Scenario
+from llmkit.benchmarks import MIN_DURATION_MS, Benchmark, Scenario
 from llmkit.config.schema import Division
 from llmkit.errors import UserError
 from llmkit.rounds import SEED_KEYS, V5_1, seed_mismatches
 
 MEASUREMENT_KEYS = ("input_data_types", "retraining", "starting_weights_filename", "weight_data_types",
                     "weight_transformations")
-MIN_DURATION_MS = 600_000
 ACCURACY_LOG_LIMIT = 10 * 1024  # the checker's MAX_ACCURACY_LOG_SIZE for accuracy/mlperf_log_accuracy.json
 # The checker's accuracy.txt patterns, by metric (each is matched against every line).
 ACCURACY_PATTERNS = {
@@ -84,7 +83,7 @@ class EntryCheck:
                                               "lists must match exactly); remove them")
 
     def detail(self, path: Path) -> dict | None:
-        from sut.results import read_detail_log
+        from llmkit.loadgen_log import read_detail_log
 
         if not path.is_file():
             return None  # reported as a missing file

@@ -17,7 +17,10 @@ All facts, names, places and passages are invented.
 Every MBXP record was verified with the real runtimes (g++, node, php, python3, ruby,
 tsc + node), running the program exactly as the MBXP/mxeval evaluation builds it:
 each ``solution`` + ``test`` exits 0, and a deliberately wrong solution (returning a
-constant or the input unchanged) makes the same ``test`` exit nonzero.
+constant or the input unchanged) makes the same ``test`` exit nonzero. The TypeScript tests
+start with ``import * as assert from 'assert'`` as the official MBXP ones do, so that tsc,
+without @types/node, reports the missing module and exits 2 while still emitting the
+JavaScript: mxeval counts a TypeScript program as compiled only then.
 """
 from dataclasses import dataclass
 
@@ -449,13 +452,20 @@ function capitalizeWords(text : string) : string {
 }
 """,
         test="""
-function compare(x: any, y: any): boolean { return JSON.stringify(x) === JSON.stringify(y); }
-let x0: string = capitalizeWords("hello world");
-if (!compare(x0, "Hello World")) { throw new Error("Error at 1th assert statement."); }
-let x1: string = capitalizeWords("typeScript is fun");
-if (!compare(x1, "TypeScript Is Fun")) { throw new Error("Error at 2th assert statement."); }
-let x2: string = capitalizeWords("");
-if (!compare(x2, "")) { throw new Error("Error at 3th assert statement."); }
+
+import * as assert from 'assert'
+
+let actual_1 = capitalizeWords("hello world");
+let expected_1 = "Hello World";
+assert.deepEqual(actual_1, expected_1, "Exception --- test case 0 failed to pass");
+
+let actual_2 = capitalizeWords("typeScript is fun");
+let expected_2 = "TypeScript Is Fun";
+assert.deepEqual(actual_2, expected_2, "Exception --- test case 1 failed to pass");
+
+let actual_3 = capitalizeWords("");
+let expected_3 = "";
+assert.deepEqual(actual_3, expected_3, "Exception --- test case 2 failed to pass");
 """,
     ),
     MbxpRecord(language="typescript", entry_point="sumOfSquares",
@@ -479,13 +489,20 @@ function sumOfSquares(n : number) : number {
 }
 """,
         test="""
-function compare(x: any, y: any): boolean { return JSON.stringify(x) === JSON.stringify(y); }
-let x0: number = sumOfSquares(3);
-if (!compare(x0, 14)) { throw new Error("Error at 1th assert statement."); }
-let x1: number = sumOfSquares(5);
-if (!compare(x1, 55)) { throw new Error("Error at 2th assert statement."); }
-let x2: number = sumOfSquares(1);
-if (!compare(x2, 1)) { throw new Error("Error at 3th assert statement."); }
+
+import * as assert from 'assert'
+
+let actual_1 = sumOfSquares(3);
+let expected_1 = 14;
+assert.deepEqual(actual_1, expected_1, "Exception --- test case 0 failed to pass");
+
+let actual_2 = sumOfSquares(5);
+let expected_2 = 55;
+assert.deepEqual(actual_2, expected_2, "Exception --- test case 1 failed to pass");
+
+let actual_3 = sumOfSquares(1);
+let expected_3 = 1;
+assert.deepEqual(actual_3, expected_3, "Exception --- test case 2 failed to pass");
 """,
     ),
 )

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from llmkit.config.schema import DType, PrecisionConfig, PrecisionName
 from llmkit.errors import UserError
-from quantize.shape import ModelShape, weight_bits
+from llmkit.models.shape import ModelShape, weight_bits
 
 log = logging.getLogger(__name__)
 
