@@ -23,6 +23,7 @@ run: $(STAMP) $(RUNTIMES)
 	$(BIN)/llmkit pipeline $(ARGS)
 
 test: $(STAMP) $(RUNTIMES)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

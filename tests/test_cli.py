@@ -7,10 +7,38 @@ from llmkit.benchmarks import LLAMA3_1_405B, MIXTRAL_8X7B
 
 
 def test_help_lists_the_commands():
+    from launch.cli import COMMANDS
+
     result = run_cli("llmkit", "--help")
     assert result.returncode == 0
-    for command in ("run", "pipeline", "validate", "sample-data"):
-        assert command in result.stdout
+    for command in COMMANDS:
+        assert f"  {command.name} " in result.stdout
+
+
+def test_every_command_answers_help_with_what_it_does_its_arguments_and_an_example():
+    from launch.cli import COMMANDS
+
+    for command in COMMANDS:
+        result = run_cli("llmkit", *command.name.split(), "--help")
+        assert result.returncode == 0, (command.name, result.stderr[-500:])
+        assert f"llmkit {command.name}" in result.stdout and "example: llmkit" in result.stdout, command.name
+        if command.hydra:
+            assert "config groups" in result.stdout and "benchmark: llama3.1-405b, mixtral-8x7b" in result.stdout
+    for name in ("harness", "hf", "evaluation"):
+        result = run_cli("llmkit", "bench", name, "--help")
+        assert result.returncode == 0 and f"example: llmkit bench {name}" in result.stdout
+
+
+def test_a_bare_path_becomes_the_commands_path_override():
+    from launch.cli import BY_NAME, resolve, stage_arguments
+
+    command, args = resolve(["llmkit", "test06", "verify", "runs/x", "scenario=server"])
+    assert command is BY_NAME["test06 verify"]
+    assert stage_arguments(command, args) == ["verify-test06", "evaluation.run_dir=runs/x", "scenario=server"]
+    command, args = resolve(["llmkit", "evaluate", "path=runs/y"])
+    assert stage_arguments(command, args) == ["accuracy", "evaluation.run_dir=runs/y"]
+    unknown = run_cli("llmkit", "evalute")
+    assert unknown.returncode == 2 and "did you mean 'evaluate'" in unknown.stderr
 
 
 def test_sample_data_writes_the_official_schema_and_never_overwrites(tmp_path):
@@ -23,11 +51,15 @@ def test_sample_data_writes_the_official_schema_and_never_overwrites(tmp_path):
     assert out.read_bytes() == before
 
 
-def test_sample_pickle_is_usable_as_a_trusted_dataset(tmp_path, quick):
+def test_a_sample_pickle_is_refused_until_trusted_and_then_usable(tmp_path, quick):
     out = tmp_path / "mixtral.pkl"
     assert run_cli("llmkit", "sample-data", "mixtral-8x7b", str(out)).returncode == 0
     assert list(pd.read_pickle(out).columns) == list(MIXTRAL_8X7B.validation_columns)
-    refused = run_cli("llmkit", "validate", "dataset=official", f"dataset.path={out}")
-    assert refused.returncode == 0  # validate checks the config; loading is where the md5 rule bites
+    valid = run_cli("llmkit", "validate", "dataset=official", f"dataset.path={out}")
+    assert valid.returncode == 0  # validate checks the config; loading is where the md5 rule bites
     run = run_cli("llmkit", "run", *quick, "dataset=official", f"dataset.path={out}", f"output_dir={tmp_path / 'r'}")
     assert run.returncode == 2 and "dataset.trusted=true" in run.stderr
+    trusted = run_cli("llmkit", "run", *quick, "dataset=official", f"dataset.path={out}", "dataset.trusted=true",
+                      f"output_dir={tmp_path / 'trusted'}")
+    assert trusted.returncode == 0, trusted.stderr[-2000:]
+    assert (tmp_path / "trusted" / "result.json").is_file()

@@ -4,7 +4,7 @@ import pytest
 
 from conftest import python_module, run_cli
 from llmkit.benchmarks import Scenario
-from llmkit.cli.validate import matrix
+from launch.validate import matrix
 from llmkit.config.load import load
 from llmkit.config.schema import BackendName, Mode, RunConfig, TinyArchitecture
 from llmkit.errors import UserError
@@ -59,7 +59,7 @@ def test_validate_matrix_reports_the_invalid_combinations():
 
     from llmkit.config.load import group_names, group_options
 
-    from llmkit.cli.validate import STAGE_GROUPS
+    from launch.validate import STAGE_GROUPS
 
     results = matrix()
     served = math.prod(len(group_options(g)) for g in group_names() if g not in STAGE_GROUPS)

@@ -199,7 +199,7 @@ def run_case(case: Case) -> dict:
     """Measure one case in a fresh process."""
     with tempfile.TemporaryDirectory(prefix="llmkit-bench-") as work:
         out = Path(work) / "figures.json"
-        command = [sys.executable, "-m", "sut.bench_harness", "--measure", json.dumps(asdict(case)), "--out", str(out)]
+        command = [sys.executable, "-m", "bench.harness", "--measure", json.dumps(asdict(case)), "--out", str(out)]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"case {case.name} failed:\n{done.stderr[-3000:]}")
@@ -248,7 +248,8 @@ def ceiling_cases(samples: int) -> list[tuple[str, dict[str, Case]]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="llmkit bench harness", description=__doc__)
+    parser = argparse.ArgumentParser(prog="llmkit bench harness", description=__doc__,
+                                     epilog="example: llmkit bench harness --skip soak --only mixtral")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("bench-harness.json"))
     parser.add_argument("--plot", type=Path, default=Path("bench-harness.png"))
@@ -264,7 +265,7 @@ def main() -> None:
         args.out.write_text(json.dumps(figures))
         return
 
-    from sut.bench_report import report
+    from bench.harness_report import report
 
     from llmkit.log import setup_logging
 

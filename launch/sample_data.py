@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 @exit_on_user_error
 def main() -> None:
     setup_logging()
-    parser = argparse.ArgumentParser(prog="llmkit sample-data", description=__doc__)
+    parser = argparse.ArgumentParser(prog="llmkit sample-data", description=__doc__,
+                                     epilog="example: llmkit sample-data mixtral-8x7b sample.pkl")
     parser.add_argument("benchmark", help="mixtral-8x7b or llama3.1-405b")
     parser.add_argument("out", type=Path, help="output file: .pkl (as the official files), .parquet or .jsonl")
     parser.add_argument("--split", choices=[s.value for s in DatasetSplit], default=DatasetSplit.validation.value)

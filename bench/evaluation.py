@@ -1,4 +1,4 @@
-"""`python -m evaluation.bench`: how fast a full mixtral-8x7b accuracy log is scored.
+"""`llmkit bench evaluation`: how fast a full mixtral-8x7b accuracy log is scored.
 
 Builds a synthetic 15000-sample log in the official proportions (5000 OpenOrca, GSM8K and MBXP rows) whose answers
 are about as long as the reference's (~145 tokens), then times each stage: reading and decoding the log, ROUGE,
@@ -69,7 +69,8 @@ def timed(function, *args):
 
 def main() -> None:
     setup_logging()
-    parser = argparse.ArgumentParser(prog="python -m evaluation.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="llmkit bench evaluation", description=__doc__,
+                                     epilog="example: llmkit bench evaluation")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--words-per-answer", type=int, default=110, help="about 145 tokens")
     parser.add_argument("--mbxp-programs", type=int, default=120, help="MBXP programs actually run")

@@ -1,4 +1,4 @@
-"""`python -m sut.bench`: the hf backend's Offline tokens/s against one-request-at-a-time generation.
+"""`llmkit bench hf`: the hf backend's Offline tokens/s against one-request-at-a-time generation.
 
 The reference SUTs answer one query at a time with `model.generate`; the hf backend batches continuously. Both
 decode the same prompts greedily with the same limits; the script checks they produce the same tokens and prints
@@ -63,7 +63,8 @@ def batched(checkpoint: str, requests: list[GenerationRequest], batch_size: int)
 
 def main() -> None:
     setup_logging()
-    parser = argparse.ArgumentParser(prog="python -m sut.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="llmkit bench hf", description=__doc__,
+                                     epilog="example: llmkit bench hf")
     parser.add_argument("--benchmark", choices=list(BENCHMARKS), default="mixtral-8x7b")
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=128)
