@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from llmkit.benchmarks import BENCHMARKS
-from llmkit.config.schema import BackendConfig, BackendName, SystemConfig, TinyArchitecture
+from llmkit.config.backends import HFBackendConfig
+from llmkit.config.schema import DatasetConfig, SystemConfig, TinyArchitecture
 from llmkit.data.sample import sample_frame
 from llmkit.log import setup_logging
 from llmkit.models.tiny import ensure_tiny_checkpoint
@@ -41,8 +42,10 @@ def sequential(checkpoint: str, requests: list[GenerationRequest]) -> tuple[floa
     return time.perf_counter() - start, outputs
 
 
-def batched(checkpoint: str, requests: list[GenerationRequest], batch_size: int) -> tuple[float, dict[int, list[int]]]:
-    spec = BackendSpec(BackendConfig(name=BackendName.hf, max_batch_size=batch_size), SystemConfig(name="cpu"), checkpoint)
+def batched(checkpoint: str, requests: list[GenerationRequest], batch_size: int,
+            benchmark: str) -> tuple[float, dict[int, list[int]]]:
+    spec = BackendSpec(HFBackendConfig(max_batch_size=batch_size), SystemConfig(name="cpu"), benchmark,
+                       DatasetConfig(name="sample"), checkpoint)
     backend, outputs, done = HFBackend(spec), {}, threading.Event()
 
     def on_final(tokens) -> None:
@@ -83,7 +86,7 @@ def main() -> None:
         for i in range(args.samples)
     ]
     seq_s, seq_out = sequential(checkpoint, requests)
-    cb_s, cb_out = batched(checkpoint, requests, args.batch_size)
+    cb_s, cb_out = batched(checkpoint, requests, args.batch_size, benchmark.name)
     tokens = sum(len(v) for v in cb_out.values())
     figures = {
         "benchmark": benchmark.name, "model": f"tiny-{architecture.value}", "samples": args.samples,

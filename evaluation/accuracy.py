@@ -6,7 +6,6 @@ import logging
 import os
 from pathlib import Path
 
-from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from evaluation.accuracy_log import read_accuracy_log
@@ -14,6 +13,7 @@ from evaluation.metrics import COUNTS_DUPLICATE_ENTRIES, Prediction, scorers_for
 from evaluation.report import accuracy_txt, judge, print_report
 from evaluation.text import decode, split_sentences
 from llmkit.benchmarks import get_benchmark
+from llmkit.config.load import saved_run_config
 from llmkit.config.schema import RunConfig
 from llmkit.data.datasets import load_dataset
 from llmkit.errors import UserError
@@ -30,11 +30,7 @@ def run_config_of(run_dir: Path) -> RunConfig:
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise UserError(f"{run_dir} has no config.yaml, so it is not an llmkit run directory; pass evaluation.run_dir=")
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.load(path))
-        return OmegaConf.to_object(merged)
-    except Exception as error:  # omegaconf raises several types for a damaged or foreign file
-        raise UserError(f"{path} is not a valid llmkit run config ({type(error).__name__}); was it edited?") from None
+    return saved_run_config(path)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -154,9 +154,27 @@ def mixtral_gsm8k(predictions: list[Prediction], config: EvaluationConfig) -> Sc
                "100 x programs passing their tests / problems (sandboxed, 20 s each)"),
 ))
 def mixtral_mbxp(predictions: list[Prediction], config: EvaluationConfig) -> Scores:
-    from evaluation.mbxp.runner import evaluate_mbxp
+    from evaluation.mbxp.runner import run_answers
 
-    return evaluate_mbxp(predictions, config)
+    results, unavailable = run_answers(
+        [(str(p.row["id"]), p.text, str(p.row["gt_output"])) for p in predictions], config)
+    if not results:
+        return Scores({"mbxp": None}, incomplete={"mbxp": "no MBXP rows"})
+    languages = sorted({r.language for r in results})
+    by_language = {lang: {"problems": sum(r.language == lang for r in results),
+                          **{key: sum(r.language == lang and test(r) for r in results) for key, test in (
+                              ("passed", lambda r: r.passed), ("not_evaluated", lambda r: r.status == "not_evaluated"),
+                              ("killed", lambda r: r.status == "killed"))}}
+                   for lang in languages}
+    skipped = sorted({r.language for r in results if r.status == "not_evaluated"})
+    reasons = ["not evaluated: " + "; ".join(f"{lang} ({unavailable[lang]})" for lang in skipped)] if skipped else []
+    killed = [r.key for r in results if r.status == "killed"]
+    if killed:
+        reasons.append(f"{len(killed)} program(s) killed twice by a signal from outside the evaluation "
+                       f"({', '.join(killed[:5])}{', ...' if len(killed) > 5 else ''}); evaluate again")
+    return Scores({"mbxp": 100.0 * sum(r.passed for r in results) / len(results)},
+                  details={"mbxp_by_language": by_language, "mbxp_results": [asdict(r) for r in results]},
+                  incomplete={"mbxp": "; ".join(reasons)} if reasons else {})
 
 
 # ---- llama3.1-405b ---------------------------------------------------------------------------------------------

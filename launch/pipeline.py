@@ -66,7 +66,7 @@ def _print_summary(cfg: RunConfig, summary: list[dict], root: Path, tree: Path) 
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"llmkit pipeline: {cfg.benchmark.name} on {cfg.model.name}, {cfg.backend.name.value} backend")
+    table = Table(title=f"llmkit pipeline: {cfg.benchmark.name} on {cfg.model.name}, {cfg.backend.name} backend")
     for column in ("step", "verdict", "tokens/s", "p99 TTFT ms", "p99 TPOT ms", "samples"):
         table.add_column(column, no_wrap=True)
     for row in summary:

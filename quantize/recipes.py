@@ -9,6 +9,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 
+from llmkit.config.precisions import AutoquantConfig, awq_block_size
 from llmkit.config.schema import KVCacheFormat, PrecisionConfig, PrecisionName
 from llmkit.errors import UserError
 
@@ -49,7 +50,7 @@ def modelopt_config(name: PrecisionName, precision: PrecisionConfig, with_kv_cac
 
     config = copy.deepcopy(getattr(mtq, MODELOPT_CONFIGS[name]))
     if name is PrecisionName.w4a8_awq:
-        _set_block_size(config["quant_cfg"], precision.awq_block_size)
+        _set_block_size(config["quant_cfg"], awq_block_size(precision))
     config["quant_cfg"] = [*config["quant_cfg"], *({"quantizer_name": p, "enable": False} for p in precision.exclude)]
     if with_kv_cache:
         config["quant_cfg"] += _kv_cache_entries(precision)
@@ -67,7 +68,7 @@ def quantize_model(model, precision: PrecisionConfig, batches: list[dict], score
     def loop(description: str):
         return lambda m: forward_loop(m, batches, description)
 
-    if precision.name is not PrecisionName.autoquant:
+    if not isinstance(precision, AutoquantConfig):
         config = modelopt_config(precision.name, precision)
         mtq.quantize(model, config, forward_loop=loop(f"calibrating {precision.name.value}"))
         return {"algorithm": str(config.get("algorithm"))}

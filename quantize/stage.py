@@ -16,13 +16,14 @@ from rich.table import Table
 
 from llmkit.artifacts import MANIFEST, build_or_reuse, files_fingerprint, read_manifest
 from llmkit.benchmarks import get_benchmark
+from llmkit.config.precisions import AutoquantConfig, awq_block_size, recipe_formats
 from llmkit.config.schema import PrecisionName, QuantizeDevice, RunConfig
 from llmkit.errors import UserError
 from llmkit.models.checkpoint import resolve_checkpoint
 from quantize.calibrate import calibrate, check_calibration_set, load_calibration
 from quantize.export import HF_SUBDIR, TOKENIZER_FILES, TOKENIZER_SUBDIR, copy_tokenizer, export_hf, export_trtllm
 from llmkit.models.memory import preflight
-from llmkit.models.shape import check_recipe, check_topology, read_shape, recipe_formats
+from llmkit.models.shape import check_recipe, check_topology, read_shape
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,8 @@ def _recipe_key(precision) -> dict:
     key = {"name": precision.name.value, "kv_cache": precision.kv_cache.value, "exclude": list(precision.exclude)}
     formats = recipe_formats(precision)
     if PrecisionName.w4a8_awq in formats:
-        key["awq_block_size"] = precision.awq_block_size
-    if precision.name is PrecisionName.autoquant:
+        key["awq_block_size"] = awq_block_size(precision)
+    if isinstance(precision, AutoquantConfig):
         key |= {"effective_bits": precision.effective_bits, "search_formats": sorted(f.value for f in formats)}
     return key
 

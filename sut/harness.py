@@ -1,8 +1,9 @@
-"""The loadgen bridge: QSL over the dataset, issued queries into the dispatcher, answers back to loadgen.
+"""The loadgen bridge, in two halves built in dependency order: Answers (backend callbacks -> loadgen), then, once the
+backends and the dispatcher exist, Queries (loadgen's issued queries -> the dispatcher).
 
-Loadgen's fast SUT interface hands over ids and sample indices as two lists, and each batch of answers goes back
-in one call, checked by the token ledger with array operations: the only Python work per query is the response
-object loadgen's binding requires. No lock is held across a loadgen call.
+Loadgen's fast SUT interface hands over ids and sample indices as two lists, and each batch of answers goes back in
+one call, checked by the token ledger with array operations: the only Python work per query is the response object
+loadgen's binding requires. No lock is held across a loadgen call.
 """
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from llmkit.benchmarks import Benchmark, Scenario
+from llmkit.benchmarks import Benchmark
 from llmkit.data.datasets import Dataset
-from sut.backends.base import RequestBatch
-from sut.tokens import SMALL_BATCH, TokenAccountingError, TokenBatch, TokenLedger
+from sut.backends.base import RequestBatch, TokenAccountingError, TokenBatch
+from sut.ledger import SMALL_BATCH, TokenLedger
 
 log = logging.getLogger(__name__)
 
@@ -33,43 +34,25 @@ def loadgen_responses(loadgen_ids: list[int], tokens: TokenBatch, lengths: np.nd
                     lengths.tolist()))
 
 
-class Harness:
-    def __init__(self, dataset: Dataset, benchmark: Benchmark, scenario: Scenario, max_new_tokens: int,
-                 submit: Callable[[RequestBatch], None], fatal: Callable[[str], None]):
-        self.dataset = dataset
-        self.benchmark = benchmark
-        self.streaming = scenario.streams_first_token
-        self.max_new_tokens = max_new_tokens
-        self._submit = submit
+class Answers:
+    """The backends' callbacks: each batch of answers is checked by the ledger and reported to loadgen."""
+
+    def __init__(self, ledger: TokenLedger, fatal: Callable[[str], None]):
+        self.ledger = ledger
         self._fatal = fatal
+        self.lock = threading.Lock()  # guards the ledger (issued from loadgen's thread, answered from backends')
+        self.idle = threading.Event()  # set while no query is outstanding
+        self.idle.set()
         self.progress = None  # a tqdm bar, set when loadgen starts
-        self._ledger = TokenLedger(self.streaming, benchmark.eos_ids)
-        self._lock = threading.Lock()
         self.completed = 0
         self.output_tokens = 0
-        self._idle = threading.Event()
-        self._idle.set()
 
-    # loadgen callbacks (the fast SUT interface) ------------------------------------------------------
-    def issue_queries(self, loadgen_ids: list[int], sample_indices: list[int]) -> None:
-        with self._lock:
-            request_ids = self._ledger.issue(loadgen_ids)
-            self._idle.clear()
-        self._submit(RequestBatch(
-            request_ids, np.array(sample_indices, dtype=np.int64), self.dataset.prompts, self.dataset.stop_sequences,
-            self.max_new_tokens, self.benchmark.min_new_tokens, self.benchmark.eos_ids, self.streaming,
-        ))
-
-    def flush_queries(self) -> None:
-        pass
-
-    # backend callbacks -------------------------------------------------------------------------------
     def on_first(self, tokens: TokenBatch) -> None:
         import mlperf_loadgen as lg
 
         try:
-            with self._lock:
-                loadgen_ids = self._ledger.first(tokens)
+            with self.lock:
+                loadgen_ids = self.ledger.first(tokens)
         except TokenAccountingError as error:
             self._fatal(f"token accounting failed: {error}")
             return
@@ -79,12 +62,12 @@ class Harness:
         import mlperf_loadgen as lg
 
         try:
-            with self._lock:
-                loadgen_ids, lengths = self._ledger.final(tokens)
+            with self.lock:
+                loadgen_ids, lengths = self.ledger.final(tokens)
                 self.completed += len(tokens)
                 self.output_tokens += int(lengths.sum())
-                if not self._ledger.outstanding:
-                    self._idle.set()
+                if not self.ledger.outstanding:
+                    self.idle.set()
         except TokenAccountingError as error:
             self._fatal(f"token accounting failed: {error}")
             return
@@ -93,7 +76,34 @@ class Harness:
             self.progress.update(len(tokens))
 
     def on_error(self, request_id: int | None, message: str) -> None:
-        self._fatal(f"backend failed: {message}")
+        self._fatal(f"backend failed: {message}" + (f" (request {request_id})" if request_id is not None else ""))
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        return self._idle.wait(timeout)
+        return self.idle.wait(timeout)
+
+
+class Queries:
+    """Loadgen's fast SUT callbacks: issued queries become one RequestBatch for the dispatcher."""
+
+    def __init__(self, answers: Answers, dataset: Dataset, benchmark: Benchmark, streaming: bool, max_new_tokens: int,
+                 submit: Callable[[RequestBatch], None]):
+        self._answers = answers
+        self._dataset = dataset
+        self._benchmark = benchmark
+        self._streaming = streaming
+        self._max_new_tokens = max_new_tokens
+        self._submit = submit
+
+    def issue(self, loadgen_ids: list[int], sample_indices: list[int]) -> None:
+        answers = self._answers
+        with answers.lock:
+            request_ids = answers.ledger.issue(loadgen_ids)
+            answers.idle.clear()
+        self._submit(RequestBatch(
+            request_ids, np.array(sample_indices, dtype=np.int64), self._dataset.prompts,
+            self._dataset.stop_sequences, self._max_new_tokens, self._benchmark.min_new_tokens,
+            self._benchmark.eos_ids, self._streaming,
+        ))
+
+    def flush(self) -> None:
+        pass

@@ -1,8 +1,9 @@
-"""MPI launch: rank 0 hosts loadgen and the dispatcher, ranks 1..N-1 each host one backend instance.
+"""MPI launch (mpirun or srun): rank 0 hosts loadgen and the dispatcher; the other ranks host backend instances as the
+placement says (sut/placement.py), or only participate in an instance whose leader is another rank.
 
-mpi4py is imported only under a launcher (mpirun, srun). All traffic between ranks goes through one pump thread
-per rank, so MPI is only ever called from one thread at a time. A rank that fails aborts the whole job with a
-message naming the rank, instead of leaving loadgen waiting for answers that never come.
+mpi4py is imported only under a launcher. All traffic between ranks goes through one pump thread per rank, so MPI
+is only ever called from one thread at a time. A rank that fails aborts the whole job with a message naming the
+rank, instead of leaving loadgen waiting for answers that never come.
 """
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from llmkit.log import launcher_rank
-from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenCallback
+from sut.backends.base import Backend, BackendSpec, ErrorCallback, RequestBatch, TokenCallback
+from sut.placement import InstancePlace, Placement
 
 log = logging.getLogger(__name__)
 
-TAG_REQUESTS, TAG_EVENTS, TAG_STOP = 1, 2, 3
+TAG_REQUESTS, TAG_EVENTS, TAG_STOP, TAG_STATS = 1, 2, 3, 4
 EVENT_READY, EVENT_FIRST, EVENT_FINAL, EVENT_ERROR = "ready", "first", "final", "error"
 BACKEND_FAILED_EXIT_CODE = 3
 IDLE_SLEEP_S = 0.0005
@@ -38,48 +41,55 @@ def comm_world():
 
 
 def abort_job(message: str) -> None:
-    """Log the reason and end every rank now (a lone process just exits)."""
+    """Log the reason and end every rank now."""
     log.critical(message)
     for handler in logging.getLogger().handlers:
         handler.flush()
     sys.stderr.flush()
-    if under_launcher():
-        comm_world().Abort(BACKEND_FAILED_EXIT_CODE)
+    comm_world().Abort(BACKEND_FAILED_EXIT_CODE)
     os._exit(BACKEND_FAILED_EXIT_CODE)
 
 
-class RemoteInstance:
-    """Rank 0's handle on the backend instance hosted by one worker rank."""
+def instance_spec(spec: BackendSpec, place: InstancePlace) -> BackendSpec:
+    return replace(spec, instance=place.index, devices=place.devices)
 
-    def __init__(self, rank: int, outbox: queue.Queue):
-        self.rank = rank
+
+class RemoteInstance:
+    """Rank 0's handle on one backend instance hosted by a worker rank."""
+
+    def __init__(self, place: InstancePlace, outbox: queue.Queue):
+        self.place = place
         self._outbox = outbox
         self.outstanding = 0
 
     def submit(self, batch: RequestBatch) -> None:
         self.outstanding += len(batch)
-        self._outbox.put((self.rank, batch.detached()))
+        self._outbox.put((self.place.host, self.place.index, batch.detached()))
 
     def pending(self) -> int:
         return self.outstanding
 
 
 class Coordinator:
-    """Rank 0's side: one pump thread sends requests to the worker ranks and delivers their events."""
+    """Rank 0's side: one pump thread sends requests to the instances' hosts and delivers their events."""
 
-    def __init__(self, on_first: TokenCallback, on_final: TokenCallback, on_error: ErrorCallback):
+    def __init__(self, placement: Placement, on_first: TokenCallback, on_final: TokenCallback,
+                 on_error: ErrorCallback):
         self.comm = comm_world()
+        self.placement = placement
         self._outbox: queue.Queue = queue.Queue()
-        self.instances = [RemoteInstance(rank, self._outbox) for rank in range(1, self.comm.Get_size())]
+        self.instances = [RemoteInstance(place, self._outbox) for place in placement.instances]
+        self._by_index = {instance.place.index: instance for instance in self.instances}
+        self._hosts = sorted({place.host for place in placement.instances})
         self._on_first, self._on_final, self._on_error = on_first, on_final, on_error
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def wait_ready(self) -> None:
-        """Block until every worker rank has loaded its backend."""
+        """Block until every host rank has started its instances."""
         ready = 0
-        while ready < len(self.instances):
-            kind, rank, payload = self.comm.recv(source=-1, tag=TAG_EVENTS)  # -1 is MPI.ANY_SOURCE
+        while ready < len(self._hosts):
+            kind, rank, _, payload = self.comm.recv(source=-1, tag=TAG_EVENTS)  # -1 is MPI.ANY_SOURCE
             if kind == EVENT_ERROR:
                 abort_job(f"rank {rank} could not start its backend: {payload}")
             ready += kind == EVENT_READY
@@ -93,8 +103,8 @@ class Coordinator:
         while not self._stop.is_set():
             busy = False
             while not self._outbox.empty():
-                rank, requests = self._outbox.get_nowait()
-                self.comm.send(requests, dest=rank, tag=TAG_REQUESTS)
+                rank, index, requests = self._outbox.get_nowait()
+                self.comm.send((index, requests), dest=rank, tag=TAG_REQUESTS)
                 busy = True
             while self.comm.iprobe(source=MPI.ANY_SOURCE, tag=TAG_EVENTS, status=status):
                 self._deliver(self.comm.recv(source=status.Get_source(), tag=TAG_EVENTS))
@@ -103,52 +113,75 @@ class Coordinator:
                 time.sleep(IDLE_SLEEP_S)
 
     def _deliver(self, events) -> None:
-        for kind, rank, payload in events:
+        for kind, rank, index, payload in events:
             if kind == EVENT_FIRST:
                 self._on_first(payload)
             elif kind == EVENT_FINAL:
-                self.instances[rank - 1].outstanding -= len(payload)
+                self._by_index[index].outstanding -= len(payload)
                 self._on_final(payload)
             elif kind == EVENT_ERROR:
-                self._on_error(None, f"rank {rank}: {payload}")
+                self._on_error(None, f"rank {rank}, instance {index}: {payload}")
 
-    def stop(self) -> None:
+    def stop(self) -> list[dict]:
+        """Stop every worker rank; returns the engine figures the hosted instances report."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        for instance in self.instances:
-            self.comm.send(None, dest=instance.rank, tag=TAG_STOP)
+        for rank in range(1, self.comm.Get_size()):
+            self.comm.send(None, dest=rank, tag=TAG_STOP)
+        stats: list[dict] = []
+        for rank in self._hosts:
+            stats += self.comm.recv(source=rank, tag=TAG_STATS)
+        return stats
 
 
-def serve_worker(spec: BackendSpec, create_backend: Callable[[BackendSpec], object]) -> None:
-    """A worker rank: host one backend instance until rank 0 says stop."""
-    from mpi4py import MPI
-
+def serve_worker(spec: BackendSpec, placement: Placement, create_backend: Callable[[BackendSpec], Backend]) -> None:
+    """A worker rank: host its instances until rank 0 says stop, or only participate in another rank's instance."""
     comm = comm_world()
     rank = comm.Get_rank()
+    hosted = placement.hosted_by(rank)
+    if not hosted:
+        for place in placement.followed_by(rank):
+            log.info("rank %d participates in instance %d led by rank %d", rank, place.index, place.host)
+        comm.recv(source=0, tag=TAG_STOP)  # a follower takes no requests: it only waits for the end
+        return
     events: queue.Queue = queue.Queue()
-    backend = create_backend(spec)
+    backends: dict[int, Backend] = {}
     try:
-        backend.start(
-            # Only the answers travel, not the backend's whole token buffer.
-            lambda tokens: events.put((EVENT_FIRST, rank, tokens.compact())),
-            lambda tokens: events.put((EVENT_FINAL, rank, tokens.compact())),
-            lambda rid, message: events.put((EVENT_ERROR, rank, message)),
-        )
+        for place in hosted:
+            backend = create_backend(instance_spec(spec, place))
+            index = place.index
+            backend.start(
+                # Only the answers travel, not the backend's whole token buffer.
+                lambda tokens, index=index: events.put((EVENT_FIRST, rank, index, tokens.compact())),
+                lambda tokens, index=index: events.put((EVENT_FINAL, rank, index, tokens.compact())),
+                lambda rid, message, index=index: events.put((EVENT_ERROR, rank, index, message)),
+            )
+            backends[index] = backend
     except Exception as error:
-        comm.send((EVENT_ERROR, rank, f"{type(error).__name__}: {error}"), dest=0, tag=TAG_EVENTS)
+        comm.send((EVENT_ERROR, rank, None, f"{type(error).__name__}: {error}"), dest=0, tag=TAG_EVENTS)
         raise
-    comm.send((EVENT_READY, rank, None), dest=0, tag=TAG_EVENTS)
+    comm.send((EVENT_READY, rank, None, None), dest=0, tag=TAG_EVENTS)
     if os.environ.get(KILL_RANK_ENV) == str(rank):
         os._exit(9)
+    _pump_worker(comm, backends, events)
+    for backend in backends.values():
+        backend.stop()
+    comm.send([s for backend in backends.values() if (s := backend.stats()) is not None], dest=0, tag=TAG_STATS)
+
+
+def _pump_worker(comm, backends: dict[int, Backend], events: queue.Queue) -> None:
+    from mpi4py import MPI
+
     status = MPI.Status()
     while True:
         busy = False
         if comm.iprobe(source=0, tag=MPI.ANY_TAG, status=status):
             message = comm.recv(source=0, tag=status.Get_tag())
             if status.Get_tag() == TAG_STOP:
-                break
-            backend.submit(message)
+                return
+            index, batch = message
+            backends[index].submit(batch)
             busy = True
         batch = []
         while not events.empty():
@@ -158,4 +191,3 @@ def serve_worker(spec: BackendSpec, create_backend: Callable[[BackendSpec], obje
             busy = True
         if not busy:
             time.sleep(IDLE_SLEEP_S)
-    backend.stop()

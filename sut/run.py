@@ -4,7 +4,9 @@ from __future__ import annotations
 import gc
 import json
 import logging
-from dataclasses import dataclass, replace
+import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -12,18 +14,20 @@ from tqdm import tqdm
 
 from llmkit.benchmarks import Benchmark, Scenario, get_benchmark
 from llmkit.compliance import AUDIT_CONFIGS
-from llmkit.config.schema import BackendName, DatasetSource, Mode, RunConfig
+from llmkit.config.backends import backend_entry
+from llmkit.config.schema import DatasetSource, Mode, RunConfig
 from llmkit.config.validate import require_valid
 from llmkit.data.datasets import Dataset, load_dataset
-from llmkit.errors import USER_ERROR_EXIT_CODE, UserError
-from llmkit.models.checkpoint import resolve_checkpoint
+from llmkit.errors import USER_ERROR_EXIT_CODE
+from llmkit.loadgen_log import read_detail_log, summarize
 from llmkit.rundir import StagedDir, default_run_dir, refuse_existing_run
 from sut import mpi, settings
-from sut.backends import create_backend
+from sut.backends import backend_class, create_backend
 from sut.backends.base import BackendSpec
 from sut.dispatch import Dispatcher
-from sut.harness import Harness
-from llmkit.loadgen_log import read_detail_log, summarize
+from sut.harness import Answers, Queries
+from sut.ledger import TokenLedger
+from sut.placement import Placement, place
 
 log = logging.getLogger(__name__)
 
@@ -40,29 +44,32 @@ class Prepared:
     benchmark: Benchmark
     dataset: Dataset
     spec: BackendSpec
+    placement: Placement
     run_dir: Path
 
 
 def prepare(cfg: RunConfig, world_size: int) -> Prepared:
+    """Everything rank 0 resolves before any backend starts: the placement, the run directory, what the backend
+    needs (its `prepare`), the dataset."""
     require_valid(cfg)
     benchmark = get_benchmark(cfg.benchmark.name)
-    instances = cfg.system.dp * cfg.system.tp * cfg.system.pp
-    if world_size > 1 and world_size != 1 + instances:
-        raise UserError(
-            f"mpirun started {world_size} ranks but rank 0 plus system.dp x tp x pp = {cfg.system.dp} x "
-            f"{cfg.system.tp} x {cfg.system.pp} backend ranks needs {1 + instances}; run mpirun -n {1 + instances} "
-            f"or set system.dp={world_size - 1}"
-        )
+    placement = place(cfg.system, world_size, backend_entry(cfg.backend.name).spans_ranks)
     run_dir = Path(cfg.output_dir) if cfg.output_dir else default_run_dir(
         cfg.runs_root, benchmark.name, cfg.system.name, cfg.scenario.name.value, cfg.mode.value
     )
     refuse_existing_run(run_dir)
-    # The replay backend answers from the dataset and loads no model.
-    checkpoint = "" if cfg.backend.name is BackendName.replay else str(resolve_checkpoint(cfg.model, benchmark).path)
+    spec = backend_class(cfg.backend.name).prepare(cfg, benchmark)
     dataset = load_dataset(cfg.dataset, benchmark)
-    spec = BackendSpec(backend=cfg.backend, system=cfg.system, checkpoint=checkpoint,
-                       benchmark=benchmark.name, dataset=cfg.dataset)
-    return Prepared(cfg, benchmark, dataset, spec, run_dir)
+    return Prepared(cfg, benchmark, dataset, spec, placement, run_dir)
+
+
+def end_process(message: str) -> None:
+    """A failure that ends the run, in a lone process: say why and exit now (loadgen cannot be stopped midway)."""
+    log.critical(message)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    os._exit(mpi.BACKEND_FAILED_EXIT_CODE)
 
 
 def noncompliance(cfg: RunConfig) -> list[str]:
@@ -87,17 +94,17 @@ def run_benchmark(cfg: RunConfig) -> Path | None:
         return _drive(prepare(cfg, size), remote=False)
     comm = mpi.comm_world()
     if rank != 0:
-        prepared_spec = comm.bcast(None, root=0)
-        if prepared_spec is None:
+        shared = comm.bcast(None, root=0)
+        if shared is None:
             raise SystemExit(USER_ERROR_EXIT_CODE)  # rank 0 reports the problem
-        mpi.serve_worker(prepared_spec, create_backend)
+        mpi.serve_worker(*shared, create_backend)
         return None
     try:
         prepared = prepare(cfg, size)
     except BaseException:
         comm.bcast(None, root=0)
         raise
-    comm.bcast(prepared.spec, root=0)
+    comm.bcast((prepared.spec, prepared.placement), root=0)
     return _drive(prepared, remote=True)
 
 
@@ -116,27 +123,29 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
     (staged.path / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     if cfg.loadgen.compliance_test is not None:
         (staged.path / AUDIT_CONFIG).write_text(AUDIT_CONFIGS[cfg.loadgen.compliance_test])
+    # Built in dependency order: the answers' path, the backends that answer, the dispatcher over them, and the
+    # queries' path into it.
+    answers = Answers(TokenLedger(cfg.scenario.name.streams_first_token, benchmark.eos_ids),
+                      fatal=mpi.abort_job if remote else end_process)
     backends, coordinator = [], None
-    harness = Harness(
-        dataset, benchmark, cfg.scenario.name, cfg.max_new_tokens or benchmark.max_new_tokens,
-        submit=lambda batch: dispatcher.submit(batch), fatal=mpi.abort_job,
-    )
     if remote:
-        coordinator = mpi.Coordinator(harness.on_first, harness.on_final, harness.on_error)
+        coordinator = mpi.Coordinator(prepared.placement, answers.on_first, answers.on_final, answers.on_error)
         coordinator.wait_ready()
         instances = coordinator.instances
     else:
-        for instance in range(cfg.system.dp):
-            backend = create_backend(replace(prepared.spec, instance=instance))
-            backend.start(harness.on_first, harness.on_final, harness.on_error)
+        for instance in prepared.placement.instances:
+            backend = create_backend(mpi.instance_spec(prepared.spec, instance))
+            backend.start(answers.on_first, answers.on_final, answers.on_error)
             backends.append(backend)
         instances = backends
     dispatcher = Dispatcher(instances, least_pending=cfg.scenario.name is not Scenario.Offline)
-    sut = lg.ConstructFastSUT(harness.issue_queries, harness.flush_queries)
+    queries = Queries(answers, dataset, benchmark, cfg.scenario.name.streams_first_token,
+                      cfg.max_new_tokens or benchmark.max_new_tokens, dispatcher.submit)
+    sut = lg.ConstructFastSUT(queries.issue, queries.flush)
     qsl = lg.ConstructQSL(len(dataset), len(dataset), lambda samples: None, lambda samples: None)
     log.info("loadgen %s %s run of %s on %d backend instance(s)", cfg.scenario.name.value, cfg.mode.value,
              benchmark.loadgen_model(cfg.scenario.name), len(instances))
-    harness.progress = progress = tqdm(desc=f"{cfg.scenario.name.value} {cfg.mode.value}", unit="sample",
+    answers.progress = progress = tqdm(desc=f"{cfg.scenario.name.value} {cfg.mode.value}", unit="sample",
                                        mininterval=1.0)
     # The timed run allocates per query; the cyclic collector's pauses would land in the latencies.
     gc.collect()
@@ -148,60 +157,42 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
         lg.StartTestWithLogSettings(
             sut, qsl, test_settings, settings.log_settings(staged.path), str(staged.path / AUDIT_CONFIG),
         )
-        harness.wait_idle()
+        answers.wait_idle()
     finally:
         gc.enable()
         gc.unfreeze()
         progress.close()
         lg.DestroyQSL(qsl)
         lg.DestroySUT(sut)
-        if coordinator is not None:
-            coordinator.stop()
+        engines = coordinator.stop() if coordinator is not None else []
         for backend in backends:
             backend.stop()
-    result = _result(cfg, benchmark, harness, staged.path, seeds)
-    engines = [backend.stats.summary() for backend in backends if hasattr(backend, "stats")]
-    if engines:
-        result["engine"] = _combine(engines)
+            if (stats := backend.stats()) is not None:
+                engines.append(stats)
+    result = _result(cfg, benchmark, answers, staged.path, seeds)
+    result["placement"] = prepared.placement.describe()
+    combine = getattr(backend_class(cfg.backend.name), "combine_stats", None)
+    if engines and combine is not None:
+        result["engine"] = combine(engines)
     (staged.path / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     run_dir = staged.commit()
     _report(result, run_dir)
     return run_dir
 
 
-def _combine(engines: list[dict]) -> dict:
-    """The simulated engines' own figures over all instances (replay backend), over one window."""
-    starts = [e["first_submit"] for e in engines if e["first_submit"] is not None]
-    ends = [e["last_final"] for e in engines if e["last_final"] is not None]
-    tokens = sum(e["tokens"] for e in engines)
-    span = max(ends) - min(starts) if starts and ends else 0.0
-    # Loadgen's Server rate divides every token by the time until the last-issued query was done.
-    last = max((e for e in engines if e["last_submit"] is not None), key=lambda e: e["last_submit"], default=None)
-    window = (last["last_submitted_done"] - min(starts)) if last and last["last_submitted_done"] and starts else 0.0
-    return {
-        "tokens": tokens,
-        "tokens_per_second": tokens / span if span > 0 else None,
-        "tokens_per_second_to_last_issued": tokens / window if window > 0 else None,
-        "seconds": round(span, 3),
-        "ttft_p99_ms": max((e["ttft_p99_ms"] for e in engines if e["ttft_p99_ms"] is not None), default=None),
-        "tpot_p99_ms": max((e["tpot_p99_ms"] for e in engines if e["tpot_p99_ms"] is not None), default=None),
-        "instances": len(engines),
-    }
-
-
-def _result(cfg: RunConfig, benchmark: Benchmark, harness: Harness, directory: Path, seeds: list[str]) -> dict:
+def _result(cfg: RunConfig, benchmark: Benchmark, answers: Answers, directory: Path, seeds: list[str]) -> dict:
     result: dict = {
         "benchmark": benchmark.name,
         "loadgen_model": benchmark.loadgen_model(cfg.scenario.name),
         "scenario": cfg.scenario.name.value,
         "mode": cfg.mode.value,
         "system": cfg.system.name,
-        "backend": cfg.backend.name.value,
+        "backend": cfg.backend.name,
         "model": cfg.model.name,
         "dataset": cfg.dataset.name,
         "compliance_test": cfg.loadgen.compliance_test.value if cfg.loadgen.compliance_test else None,
-        "sample_count": harness.completed,
-        "output_tokens": harness.output_tokens,
+        "sample_count": answers.completed,
+        "output_tokens": answers.output_tokens,
     }
     if cfg.mode is Mode.performance:
         result.update(summarize(read_detail_log(directory / "mlperf_log_detail.txt")))

@@ -4,6 +4,7 @@ The model's answer is cut at the first "```"; python answers are lstrip()ed; "\\
 underscores). The prompt is not prepended: the model re-emits it. A program passes when it exits 0 in time.
 
 QUIRK (mxeval): a PHP answer without its "<?php" tag is echoed as text by php, which exits 0, so it passes.
+QUIRK (mxeval): a TypeScript program counts as compiled only when tsc exits with 2 (see runner.run_problem).
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ class Program:
     source: str
     compile: tuple[str, ...] | None  # None: interpreted
     run: tuple[str, ...]
-    # tsc exits 2 for type errors while still emitting JS; mxeval counts that as compiled.
+    # What the compile step must leave in the work directory (tsc emits JS even with type errors; which exit codes
+    # count as compiled is mxeval's rule, in runner.run_problem).
     compiled_output: str | None = None
 
 

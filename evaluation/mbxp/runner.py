@@ -1,21 +1,20 @@
-"""Run every MBXP answer against its tests in parallel sandboxes and score them as the reference does."""
+"""Run MBXP answers against their tests in parallel sandboxes: one ProblemResult per answer.
+
+A leaf: it knows programs and sandboxes, not metrics. Scoring the results lives with the metrics
+(evaluation/metrics.py)."""
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import shutil
-import tempfile
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from evaluation.mbxp.languages import LANGUAGES, build_program, extract_solution, missing_runtime, node_modules_dir
-from evaluation.mbxp.sandbox import Limits, Sandbox, reaping_orphans, sandbox_unavailable
-from evaluation.metrics import Prediction, Scores
+from evaluation.mbxp.pool import open_sandboxes
+from evaluation.mbxp.sandbox import PACKAGES, Execution, Limits, Sandbox, sandbox_unavailable
 from llmkit.config.schema import EvaluationConfig
 
 log = logging.getLogger(__name__)
@@ -26,7 +25,9 @@ class ProblemResult:
     key: str
     language: str
     passed: bool
-    status: str  # passed | failed | timeout | compile_error | compile_timeout | not_evaluated | error
+    # passed | failed | timeout | compile_error | compile_timeout | not_evaluated | error | killed (twice by a
+    # signal from outside the evaluation: not scored as a failure, the metric is incomplete)
+    status: str
     detail: str = ""
 
 
@@ -36,25 +37,28 @@ def limits_of(config: EvaluationConfig) -> Limits:
 
 
 def staged_tsc(sandbox: Sandbox) -> tuple[str, ...] | None:
-    """TypeScript from the staged packages, which the slot uids can read."""
-    compiler = sandbox.node_modules / "typescript" / "bin" / "tsc" if sandbox.node_modules else None
-    return ("node", str(compiler)) if compiler is not None and compiler.is_file() else None
-
-
-def stage_node_modules(root: Path) -> Path | None:
-    """A world-readable copy of the pinned TypeScript and lodash under the sandboxes' root, or None if absent."""
-    source = node_modules_dir()
-    if not source.is_dir():
+    """TypeScript from the staged packages, as the sandbox sees them."""
+    compiler = Path("typescript") / "bin" / "tsc"
+    if sandbox.packages is None or not (sandbox.packages / compiler).is_file():
         return None
-    target = root / "node_modules"
-    shutil.copytree(source, target, symlinks=True)
-    for directory, _, files in os.walk(target):
-        os.chmod(directory, 0o755)
-        for name in files:
-            path = Path(directory) / name
-            if not path.is_symlink():
-                os.chmod(path, path.stat().st_mode | 0o444)
-    return target
+    return ("node", str(PACKAGES / compiler))
+
+
+def _execute(sandbox: Sandbox, key: str, argv: tuple[str, ...], workdir: Path, timeout: float) -> Execution:
+    """Run one step; one killed by a signal from outside the evaluation runs once more."""
+    execution = sandbox.run(argv, workdir, timeout)
+    if execution.outside_signal is not None:
+        log.warning("MBXP %s was killed by signal %d from outside the evaluation; running it again", key,
+                    execution.outside_signal)
+        execution = sandbox.run(argv, workdir, timeout)
+    return execution
+
+
+def _killed(key: str, language: str, execution: Execution) -> ProblemResult:
+    log.warning("MBXP %s was killed twice by signal %d from outside the evaluation; it is not scored",
+                key, execution.outside_signal)
+    return ProblemResult(key, language, False, "killed",
+                         f"killed twice by signal {execution.outside_signal} from outside the evaluation")
 
 
 def run_problem(sandbox: Sandbox, language: str, entry_point: str, answer: str, test: str) -> ProblemResult:
@@ -64,77 +68,71 @@ def run_problem(sandbox: Sandbox, language: str, entry_point: str, answer: str, 
     try:
         (workdir / program.source_name).write_text(program.source, encoding="utf-8")
         if program.compile is not None:
-            built = sandbox.run(program.compile, workdir, sandbox.limits.compile_timeout_s)
-            accepted = (0, 2) if language == "typescript" else (0,)
+            built = _execute(sandbox, key, program.compile, workdir, sandbox.limits.compile_timeout_s)
+            if built.outside_signal is not None:
+                return _killed(key, language, built)
             if built.timed_out:
                 return ProblemResult(key, language, False, "compile_timeout")
+            # QUIRK (mxeval): a TypeScript program counts as compiled only when tsc exits with 2 ("errors, output
+            # generated"). The reference's environment has no @types/node, so every MBXP test's
+            # `import * as assert from 'assert'` is a type error; a program that compiles cleanly (exit 0) fails.
+            accepted = (2,) if language == "typescript" else (0,)
             if built.returncode not in accepted or not (workdir / (program.compiled_output or "")).exists():
                 return ProblemResult(key, language, False, "compile_error", built.output[-500:])
-        ran = sandbox.run(program.run, workdir, sandbox.limits.timeout_s)
+        ran = _execute(sandbox, key, program.run, workdir, sandbox.limits.timeout_s)
+        if ran.outside_signal is not None:
+            return _killed(key, language, ran)
         if ran.timed_out:
             return ProblemResult(key, language, False, "timeout")
         if ran.returncode == 0:
             return ProblemResult(key, language, True, "passed")
-        return ProblemResult(key, language, False, "failed", ran.output[-500:])
+        detail = ran.output[-500:] + ("\n(killed at the memory limit)" if ran.out_of_memory else "")
+        return ProblemResult(key, language, False, "failed", detail)
     finally:
         sandbox.cleanup(workdir)
 
 
 def run_problems(problems: list[tuple[str, str, str, str]], limits: Limits, workers: int,
                  progress: bool = True) -> list[ProblemResult]:
-    """Run (language, entry_point, answer, test) problems on `workers` sandbox slots."""
-    root = Path(tempfile.mkdtemp(prefix="llmkit-mbxp-"))
-    os.chmod(root, 0o711)  # slot uids may traverse to their own work directories, not list them
-    node_modules = stage_node_modules(root)
-    slots: queue.Queue[Sandbox] = queue.Queue()
-    for slot in range(workers):
-        slots.put(Sandbox(slot, limits, root, node_modules))
-
-    def one(problem: tuple[str, str, str, str]) -> ProblemResult:
-        language, entry_point = problem[0], problem[1]
-        sandbox = slots.get()
-        try:
-            return run_problem(sandbox, *problem)
-        except Exception as error:  # an evaluator fault is one failed problem, never a hung evaluation
-            log.warning("MBXP %s_%s could not be run: %s", language, entry_point, error)
-            return ProblemResult(f"{language}_{entry_point}", language, False, "error", str(error))
-        finally:
+    """Run (language, entry_point, answer, test) problems on up to `workers` sandbox slots."""
+    if not problems:
+        return []
+    with open_sandboxes(workers, limits, node_modules_dir()) as sandboxes:
+        slots: queue.Queue[Sandbox] = queue.Queue()
+        for sandbox in sandboxes:
             slots.put(sandbox)
 
-    try:
-        with reaping_orphans(), ThreadPoolExecutor(max_workers=workers) as pool:
+        def one(problem: tuple[str, str, str, str]) -> ProblemResult:
+            language, entry_point = problem[0], problem[1]
+            sandbox = slots.get()
+            try:
+                return run_problem(sandbox, *problem)
+            except Exception as error:  # an evaluator fault is one failed problem, never a hung evaluation
+                log.warning("MBXP %s_%s could not be run: %s", language, entry_point, error)
+                return ProblemResult(f"{language}_{entry_point}", language, False, "error", str(error))
+            finally:
+                slots.put(sandbox)
+
+        with ThreadPoolExecutor(max_workers=len(sandboxes)) as pool:
             return list(tqdm(pool.map(one, problems), total=len(problems), desc="MBXP programs", unit="program",
                              disable=not progress))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
-def evaluate_mbxp(predictions: list[Prediction], config: EvaluationConfig) -> Scores:
-    problems, results = [], []
+def run_answers(answers: list[tuple[str, str, str]], config: EvaluationConfig) -> tuple[list[ProblemResult],
+                                                                                 dict[str, str]]:
+    """Run (MBXP id, answer text, test code) answers: their results, and why each language that could not run did
+    not (a missing runtime, or bubblewrap). Ids of other languages are skipped, as the reference skips them."""
     blocked = sandbox_unavailable()
     unavailable = {lang: blocked or missing_runtime(lang) for lang in LANGUAGES}
     unavailable = {lang: why for lang, why in unavailable.items() if why}
-    for prediction in predictions:
-        language, entry_point = str(prediction.row["id"]).split("_", 1)
+    problems, results = [], []
+    for key, text, test in answers:
+        language, entry_point = key.split("_", 1)
         if language not in LANGUAGES:
             continue  # the reference scores only these six languages
         if language in unavailable:
-            results.append(ProblemResult(f"{language}_{entry_point}", language, False, "not_evaluated",
-                                         unavailable[language]))
+            results.append(ProblemResult(key, language, False, "not_evaluated", unavailable[language]))
         else:
-            problems.append((language, entry_point, prediction.text, str(prediction.row["gt_output"])))
+            problems.append((language, entry_point, text, test))
     results.extend(run_problems(problems, limits_of(config), config.workers))
-    if not results:
-        return Scores({"mbxp": None}, incomplete={"mbxp": "no MBXP rows"})
-    passed = sum(r.passed for r in results)
-    by_language = {
-        lang: {"problems": n, "passed": sum(r.passed for r in results if r.language == lang),
-               "not_evaluated": sum(r.status == "not_evaluated" for r in results if r.language == lang)}
-        for lang, n in sorted(Counter(r.language for r in results).items())
-    }
-    skipped = sorted({r.language for r in results if r.status == "not_evaluated"})
-    incomplete = {"mbxp": "not evaluated: " + "; ".join(f"{lang} ({unavailable[lang]})" for lang in skipped)} \
-        if skipped else {}
-    return Scores({"mbxp": 100.0 * passed / len(results)},
-                  details={"mbxp_by_language": by_language, "mbxp_results": [asdict(r) for r in results]},
-                  incomplete=incomplete)
+    return results, unavailable

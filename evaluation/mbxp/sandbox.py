@@ -1,34 +1,59 @@
-"""Run untrusted programs: no network, a read-only filesystem but for their own directory, limits, clean kill.
+"""Run untrusted programs: no network, a narrow read-only view of the host, capped memory and disk, clean kill.
 
-Each program runs under bubblewrap (own network, PID, IPC and user namespaces; `/` read-only; a private /tmp; only
-its work directory writable) with resource limits (CPU time, memory, processes, file size, open files) and a
-wall-clock timeout after which its whole process tree is killed. When the evaluator runs as root, each worker slot
-runs its programs as a uid of its own, so the process limit binds (the kernel never applies it to root) and one
-program's fork bomb cannot starve another's.
+Each program runs under bubblewrap in its own network, PID, IPC, UTS and user namespaces. It sees only what the
+runtimes need, read-only: /usr (with the /bin, /sbin and /lib* links or directories), a few /etc entries (the
+dynamic linker's cache and configuration, alternatives, localtime, php and python configuration) and the staged
+npm packages; /home, /root, /run, /var, /srv, /opt, /mnt, the host's /tmp and the checkout do not exist there. Its
+writable places are its work directory, /tmp and /dev/shm, all in its slot's area (see workspace.py); the rest of
+the sandbox's root and /dev are read-only.
+
+Limits, per program:
+- memory: a cgroup limit that counts everything (anonymous and shared memory, tmpfs files, page cache, kernel
+  memory; see cgroups.py); without usable cgroups (not root and nothing delegated), RLIMIT_AS.
+- disk: the slot's area is a tmpfs of `max_disk_mb` and `max_files` inodes (root only; without root, plain
+  directories where only each file is capped, by RLIMIT_FSIZE).
+- processes: RLIMIT_NPROC, which counts every task of a uid and never binds root. As root each slot has a uid of
+  its own, so `max_processes` holds per program; without root all programs share our uid, so the evaluation's
+  programs together get `max_processes` per slot beyond the tasks we already run.
+- CPU time (RLIMIT_CPU), file size (RLIMIT_FSIZE), open files (RLIMIT_NOFILE), no core dumps; and a wall-clock
+  timeout after which its whole tree is killed.
+
+As root, each slot runs its programs under a uid that no other evaluation holds (identities.py), and its processes
+are killed through its own cgroup, its PID namespace and its uid: nothing of another evaluation is ever touched.
+A program that dies of a signal that neither we nor its limits sent (`Execution.outside_signal`) is reported as such,
+so that the runner can run it again rather than score it as a failure.
 """
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import resource
 import shutil
 import signal
 import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
-SLOT_UID_BASE = 61000
-# Programs see the system's runtimes only (a caller's PATH may hold directories the slot uids cannot read).
+from evaluation.mbxp.cgroups import Cgroups, ProgramCgroup
+from evaluation.mbxp.linux import CLONE_NEWNS, children_of, kill_uid, reap_orphans, setns, signal_quietly
+from evaluation.mbxp.workspace import Area
+
+# Programs see the system's runtimes only (a caller's PATH may hold directories the sandbox does not show).
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 OUTPUT_TAIL_BYTES = 2000
+# Where the sandbox sees its work directory and the staged npm packages.
+WORK = Path("/mbxp/work")
+PACKAGES = Path("/mbxp/node_modules")
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC_ENTRIES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "php", "php.ini", "php.d")
+# Signals a program does not send itself in the normal course: when one ends it and we did not send it (timeout,
+# cleanup) and its limits did not (the OOM killer at the cgroup limit, RLIMIT_CPU), something outside did.
+OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-program limits; the defaults live in EvaluationConfig (runner.limits_of builds these from it)."""
+    """Per-program limits; the configurable ones come from EvaluationConfig (runner.limits_of builds these)."""
 
     timeout_s: float
     compile_timeout_s: float
@@ -36,6 +61,9 @@ class Limits:
     max_processes: int
     max_file_mb: int
     max_open_files: int = 256
+    # The total of the work directory, /tmp and /dev/shm (as root), and how many files they may hold.
+    max_disk_mb: int = 64
+    max_files: int = 8192
 
 
 @dataclass(frozen=True)
@@ -43,6 +71,8 @@ class Execution:
     returncode: int | None  # None when killed at the timeout
     timed_out: bool
     output: str  # the tail of stdout+stderr
+    out_of_memory: bool = False  # the OOM killer ended it at its cgroup's memory limit
+    outside_signal: int | None = None  # it died of this signal, which neither we nor its limits sent
 
 
 def sandbox_unavailable() -> str | None:
@@ -51,33 +81,97 @@ def sandbox_unavailable() -> str | None:
     return None
 
 
-class Sandbox:
-    """One worker slot: its own uid (as root) and work directories under `root`.
+def ending_signal(returncode: int | None) -> int | None:
+    """The signal the program died of: bwrap exits with 128+N when its child dies of signal N (so a program that
+    exits with such a code looks the same), and Popen reports -N when bwrap itself dies of it."""
+    if returncode is None:
+        return None
+    if returncode < 0:
+        return -returncode
+    if 128 < returncode < 128 + signal.NSIG:
+        return returncode - 128
+    return None
 
-    `node_modules` (JavaScript packages the programs may require) must lie where the slot uids can read it: the
-    runner stages a copy under `root`, since the virtual environment may sit in a directory only its owner can enter.
+
+def cpu_limit_s(timeout: float) -> int:
+    """RLIMIT_CPU's soft limit for a step with this wall-clock timeout (the hard one is a second more)."""
+    return int(timeout) + 1
+
+
+def outside_signal(returncode: int | None, timed_out: bool, out_of_memory: bool, cpu_seconds: float | None,
+                   cpu_limit: int) -> int | None:
+    """The signal that ended the program when it came from outside the evaluation, else None.
+
+    Ours are the kill at the timeout, the OOM killer at the cgroup's memory limit and RLIMIT_CPU (SIGXCPU, then
+    SIGKILL for a program that ignores it; told apart by the CPU time its cgroup used, where it has one).
+    """
+    sig = ending_signal(returncode)
+    if sig not in OUTSIDE_SIGNALS or timed_out or out_of_memory:
+        return None
+    if sig == signal.SIGKILL and cpu_seconds is not None and cpu_seconds >= cpu_limit:
+        return None
+    return sig
+
+
+@lru_cache(maxsize=1)
+def _host_binds() -> tuple[str, ...]:
+    """The host paths the runtimes need, read-only (links stay links)."""
+    args: list[str] = []
+    etc = [f"/etc/{name}" for name in ETC_ENTRIES] + sorted(map(str, Path("/etc").glob("python3*")))
+    for path in [*SYSTEM_DIRS, *etc]:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.exists(path):
+            args += ["--ro-bind", path, path]
+    return tuple(args)
+
+
+def filesystem_view(run: Path, packages: Path | None) -> list[str]:
+    """bubblewrap's arguments for the program's view of the host, with `run` its area's run directory."""
+    args = [*_host_binds(), "--dev", "/dev", "--proc", "/proc", "--bind", str(run / "tmp"), "/tmp",
+            "--bind", str(run / "shm"), "/dev/shm", "--bind", str(run / "work"), str(WORK)]
+    if packages is not None:
+        args += ["--ro-bind", str(packages), str(PACKAGES)]
+    return args + ["--remount-ro", "/dev", "--remount-ro", "/"]
+
+
+class Sandbox:
+    """One worker slot: its uid (as root), its area, its cgroups; one program at a time.
+
+    `packages` (the staged npm packages) must lie where the slot's uid can read them.
     """
 
-    def __init__(self, slot: int, limits: Limits, root: Path, node_modules: Path | None = None):
-        self.limits = limits
-        self.root = root
-        self.node_modules = node_modules
-        self.uid = SLOT_UID_BASE + slot if os.geteuid() == 0 else None
+    def __init__(self, slot: int, limits: Limits, area: Area, uid: int | None, cgroups: Cgroups | None,
+                 namespace_fd: int | None, packages: Path | None, log_path: Path, process_limit: int | None = None):
+        self.slot, self.limits, self.area, self.uid = slot, limits, area, uid
+        self.cgroups, self.namespace_fd, self.packages, self.log_path = cgroups, namespace_fd, packages, log_path
+        # RLIMIT_NPROC counts every task of the uid: the slot's own uid as root; without root, our uid, so the
+        # pool passes the tasks we already have plus what all its slots may add.
+        self.process_limit = process_limit if process_limit is not None else limits.max_processes
+        self._runs = 0
 
     def workdir(self) -> Path:
-        path = Path(tempfile.mkdtemp(prefix="mbxp-", dir=self.root))
-        if self.uid is not None:
-            os.chown(path, self.uid, self.uid)
-        return path
+        """A fresh work directory (as the evaluator sees it), in a fresh run directory of the slot's area."""
+        self._runs += 1
+        return self.area.new_run(self._runs) / "work"
 
-    def _limit(self, timeout: float):
-        limits, uid = self.limits, self.uid
+    def cleanup(self, workdir: Path) -> None:
+        shutil.rmtree(workdir.parent, ignore_errors=True)
+
+    def _prepare(self, timeout: float, cgroup: ProgramCgroup | None):
+        limits, uid, namespace_fd, processes = self.limits, self.uid, self.namespace_fd, self.process_limit
+        cpu, memory = cpu_limit_s(timeout), limits.memory_mb << 20
 
         def apply() -> None:
-            cpu = int(timeout) + 1
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-            resource.setrlimit(resource.RLIMIT_DATA, (limits.memory_mb << 20,) * 2)
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes,) * 2)
+            if cgroup is not None:
+                cgroup.join()
+            if namespace_fd is not None:
+                setns(namespace_fd, CLONE_NEWNS)
+            # At the soft CPU limit the program gets SIGXCPU; only one that ignores it meets the SIGKILL after.
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+            if cgroup is None:
+                resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+            resource.setrlimit(resource.RLIMIT_NPROC, (processes,) * 2)
             resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_file_mb << 20,) * 2)
             resource.setrlimit(resource.RLIMIT_NOFILE, (limits.max_open_files,) * 2)
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -89,124 +183,52 @@ class Sandbox:
         return apply
 
     def run(self, argv: tuple[str, ...], workdir: Path, timeout: float) -> Execution:
-        # The private /tmp hides everything under the host's /tmp: the staged packages are bound again after it.
-        packages = ["--ro-bind", str(self.node_modules), str(self.node_modules)] if self.node_modules else []
-        command = [
-            "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", *packages,
-            "--bind", str(workdir), str(workdir), "--unshare-all", "--die-with-parent", "--new-session",
-            "--chdir", str(workdir), *argv,
-        ]
-        env = {"PATH": SANDBOX_PATH, "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8",
-               "NODE_PATH": str(self.node_modules or "")}
-        log_path = workdir.parent / f"{workdir.name}.out"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True,
-                                       preexec_fn=self._limit(timeout))
-            try:
-                returncode, timed_out = process.wait(timeout=timeout), False
-            except subprocess.TimeoutExpired:
-                returncode, timed_out = None, True
-            finally:
-                self._kill(process)
-        output = _tail(log_path)
-        log_path.unlink(missing_ok=True)
-        return Execution(returncode, timed_out, output)
+        command = ["bwrap", *filesystem_view(self.area.inside_of(workdir.parent), self.packages),
+                   "--unshare-all", "--die-with-parent", "--new-session", "--chdir", str(WORK), *argv]
+        env = {"PATH": SANDBOX_PATH, "HOME": str(WORK), "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+               "NODE_PATH": str(PACKAGES) if self.packages else ""}
+        cgroup = self.cgroups.create(f"slot{self.slot}", self.limits.memory_mb << 20) if self.cgroups else None
+        try:
+            with self.log_path.open("wb") as log:
+                process = subprocess.Popen(command, cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True,
+                                           preexec_fn=self._prepare(timeout, cgroup))
+                try:
+                    returncode, timed_out = process.wait(timeout=timeout), False
+                except subprocess.TimeoutExpired:
+                    returncode, timed_out = None, True
+                finally:
+                    self._kill(process, cgroup)
+            out_of_memory = cgroup is not None and cgroup.out_of_memory()
+            cpu_seconds = cgroup.cpu_seconds() if cgroup is not None else None
+        finally:
+            if cgroup is not None:
+                cgroup.remove()
+        outside = outside_signal(returncode, timed_out, out_of_memory, cpu_seconds, cpu_limit_s(timeout))
+        return Execution(returncode, timed_out, _tail(self.log_path), out_of_memory, outside)
 
-    def _kill(self, process: subprocess.Popen) -> None:
+    def _kill(self, process: subprocess.Popen, cgroup: ProgramCgroup | None) -> None:
         """End the program's whole tree and leave no zombie behind.
 
         Killing the namespace's init (the outer bwrap's child) makes the kernel kill and reap everything in the
         PID namespace. The outer bwrap exits without reaping that init, so it is orphaned: to us when we are the
-        child subreaper (see `reaping_orphans`), and we reap it, since until then it counts against the slot's
-        process limit.
+        child subreaper (see linux.reaping_orphans), and we reap it, since until then it counts against the
+        slot's process limit. The program's cgroup, and as root its uid, which this evaluation alone holds, catch
+        anything else.
         """
-        for child in _children(process.pid):
-            _signal(child)
+        for child in children_of(process.pid):
+            signal_quietly(child)
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            _signal(-process.pid)
+            signal_quietly(-process.pid)
             process.wait()
+        if cgroup is not None:
+            cgroup.kill()
         if self.uid is not None:
-            _kill_uid(self.uid)
-            _reap_orphans(self.uid)
-
-    def cleanup(self, workdir: Path) -> None:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _signal(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _stat(pid_dir: Path) -> tuple[str, int] | None:
-    """(state, parent pid) of a /proc/<pid> entry, or None once it is gone."""
-    try:
-        fields = pid_dir.joinpath("stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return None
-    return fields[0], int(fields[1])
-
-
-def _children(pid: int) -> list[int]:
-    return [int(entry.name) for entry in Path("/proc").iterdir()
-            if entry.name.isdigit() and (stat := _stat(entry)) is not None and stat[1] == pid]
-
-
-def _live_pids_of(uid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if not entry.name.isdigit() or entry.stat().st_uid != uid:
-                continue
-        except FileNotFoundError:
-            continue
-        stat = _stat(entry)
-        if stat is not None and stat[0] != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-PR_SET_CHILD_SUBREAPER = 36
-
-
-@contextlib.contextmanager
-def reaping_orphans():
-    """Make this process the reaper of orphans in its subtree while sandboxes run (root only, Linux)."""
-    if os.geteuid() != 0:
-        yield
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    try:
-        yield
-    finally:
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-
-
-def _reap_orphans(uid: int) -> None:
-    """Wait for our children that run as `uid`: orphaned namespace inits, which only this slot's uid owns."""
-    for pid in _children(os.getpid()):
-        try:
-            if Path(f"/proc/{pid}").stat().st_uid != uid:
-                continue
-            _signal(pid)
-            os.waitpid(pid, 0)
-        except (FileNotFoundError, ChildProcessError):
-            continue
-
-
-def _kill_uid(uid: int, grace_s: float = 5.0) -> None:
-    """SIGKILL whatever of `uid` still runs (nothing should: the namespace is gone)."""
-    deadline = time.monotonic() + grace_s
-    while (pids := _live_pids_of(uid)) and time.monotonic() < deadline:
-        for pid in pids:
-            _signal(pid)
-        time.sleep(0.02)
+            if cgroup is None:
+                kill_uid(self.uid)
+            reap_orphans(self.uid)
 
 
 def _tail(path: Path) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Protocol
 
 from llmkit.benchmarks import get_benchmark
+from llmkit.config.backends import HFBackendConfig
 from llmkit.config.schema import PrecisionName, RunConfig
 
 
@@ -19,7 +20,7 @@ class Runs(Protocol):
 def scenario_readme(slot: Runs, run_cfg: RunConfig) -> str:
     scenario = run_cfg.scenario.name.value.lower()
     base = f"benchmark={run_cfg.benchmark.name} model={run_cfg.model.name} scenario={scenario} " \
-           f"system={run_cfg.system.name} backend={run_cfg.backend.name.value} loadgen={run_cfg.loadgen.name}"
+           f"system={run_cfg.system.name} backend={run_cfg.backend.name} loadgen={run_cfg.loadgen.name}"
     test06 = f"llmkit test06 {base}\n" if slot.test06 is not None else ""
     runs = ", ".join(str(p) for p in (slot.performance, slot.accuracy, slot.test06) if p is not None)
     return (f"# {run_cfg.benchmark.name} {run_cfg.scenario.name.value} with llmkit\n\n"
@@ -35,13 +36,20 @@ def code_readme() -> str:
             "commands in each result's README.md).\n")
 
 
+def served_dtype(run_cfg: RunConfig) -> str:
+    """The data type the weights were served in: the hf backend's dtype, else the quantization recipe's."""
+    if isinstance(run_cfg.backend, HFBackendConfig):
+        return run_cfg.backend.dtype.value
+    return run_cfg.precision.name.value
+
+
 def _calibration_section(run_cfg: RunConfig) -> str:
     benchmark = get_benchmark(run_cfg.benchmark.name)
     weights = f"{run_cfg.model.name} (random weights made by llmkit)" if run_cfg.model.tiny is not None else \
         (run_cfg.model.path or benchmark.checkpoint)
     precision = run_cfg.precision.name
     lines = [f"## {benchmark.name}", "", f"- Starting weights: {weights}.",
-             f"- Served by the `{run_cfg.backend.name.value}` backend in {run_cfg.backend.dtype.value}."]
+             f"- Served by the `{run_cfg.backend.name}` backend in {served_dtype(run_cfg)}."]
     if precision is PrecisionName.bf16:
         lines.append("- No post-training quantization: the weights are used as released, so no calibration data "
                      "was used.")

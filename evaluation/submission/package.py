@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evaluation.submission.check import check_tree, findings_json, print_findings
-from evaluation.submission.documents import calibration_md, code_readme, scenario_readme
+from evaluation.submission.documents import calibration_md, code_readme, scenario_readme, served_dtype
 from evaluation.submission.layout import CALIBRATION_DOC, DOCUMENTATION_DIR, IMPLEMENTATION, Entry, code_dir
 from evaluation.submission.rules_run import ACCURACY_LOG_LIMIT
 from evaluation.submission.system_json import system_json
@@ -119,7 +119,7 @@ def measurements(run_cfg: RunConfig) -> dict[str, str]:
     weights = f"{run_cfg.model.name} (random weights made by llmkit)" if run_cfg.model.tiny else \
         (benchmark.checkpoint if run_cfg.model.name == "checkpoint" else run_cfg.model.name)
     return {"input_data_types": "int32", "retraining": "no", "starting_weights_filename": weights,
-            "weight_data_types": run_cfg.backend.dtype.value, "weight_transformations": "none"}
+            "weight_data_types": served_dtype(run_cfg), "weight_transformations": "none"}
 
 
 def write_slot(root: Path, cfg: SubmissionConfig, slot: Slot) -> tuple[str, RunConfig]:

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
-from llmkit.config.schema import SubmissionConfig, SystemConfig
+from llmkit.config.schema import Device, SubmissionConfig, SystemConfig
 
 # The checker's SYSTEM_DESC_REQUIRED_FIELDS (v5.x/v6.0).
 REQUIRED_FIELDS = (
@@ -95,7 +95,7 @@ def system_json(system: SystemConfig, submission: SubmissionConfig) -> dict[str,
         if not description.get(key):
             description[key] = value
     # A CPU-only system writes "0": the checker's meaningful-response test rejects the integer 0.
-    accelerators = system.accelerators_per_node or "0"
+    accelerators = system.devices_per_node if system.device is Device.cuda and system.devices_per_node else "0"
     fields = {
         "division": submission.division.value, "submitter": submission.submitter, "system_name": system.name,
         "number_of_nodes": system.nodes, "accelerators_per_node": accelerators, **description,

@@ -11,7 +11,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from llmkit.config.schema import RunConfig
+from llmkit.config import backends, precisions  # noqa: F401  (their schemas register in the ConfigStore)
+from llmkit.config.schema import PrecisionName, RunConfig
 from llmkit.errors import UserError, did_you_mean
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -89,6 +90,10 @@ def _explain(error: BaseException) -> str:
         full = _FULL_KEY.search(text)
         known = _schema_fields(schema)
         where = full.group(1) if full else key
+        owner = backends.owner_of(key) if where.startswith("backend.") else None
+        if owner is not None:
+            return (f"'{where}' is a setting of backend={owner}, which this config does not use; choose "
+                    f"backend={owner} or drop it")
         return (
             f"unknown config key '{where}'{did_you_mean(key, known)}; {schema} has: {', '.join(known)}"
         )
@@ -117,8 +122,11 @@ def _first_line(error: BaseException) -> str:
 def _schema_fields(schema_name: str) -> list[str]:
     from llmkit.config import schema as schema_module
 
-    cls = getattr(schema_module, schema_name, None)
-    return [f.name for f in fields(cls)] if cls is not None and is_dataclass(cls) else []
+    for module in (schema_module, backends, precisions):
+        cls = getattr(module, schema_name, None)
+        if cls is not None and is_dataclass(cls):
+            return [f.name for f in fields(cls)]
+    return []
 
 
 def to_run_config(cfg: DictConfig) -> RunConfig:
@@ -141,4 +149,22 @@ def load(overrides: list[str] | None = None, serving: bool = True) -> RunConfig:
     check_overrides(overrides)
     run_config = to_run_config(compose(overrides))
     require_valid(run_config, serving)
+    return run_config
+
+
+def saved_run_config(path: Path) -> RunConfig:
+    """The RunConfig written into a run directory (its config.yaml), typed by the schemas of its own options."""
+    try:
+        saved = OmegaConf.load(path)
+        schema = OmegaConf.structured(RunConfig)
+        backend, precision = saved.get("backend"), saved.get("precision")
+        if backend is not None and backend.get("name") in backends.BACKENDS:
+            schema.backend = OmegaConf.structured(backends.BACKENDS[backend.name].schema)
+        if precision is not None and precision.get("name") in {p.value for p in precisions.PRECISIONS}:
+            schema.precision = OmegaConf.structured(precisions.PRECISIONS[PrecisionName(precision.name)])
+        run_config = OmegaConf.to_object(OmegaConf.merge(schema, saved))
+    except Exception as error:  # omegaconf and yaml raise several types for a damaged or foreign file
+        raise UserError(f"{path} is not a valid llmkit run config ({type(error).__name__}); was it edited?") from None
+    if not isinstance(run_config, RunConfig):
+        raise UserError(f"{path} is not an llmkit run config; was it edited?")
     return run_config

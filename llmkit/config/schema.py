@@ -23,9 +23,9 @@ class DType(str, Enum):
     float16 = "float16"
 
 
-class BackendName(str, Enum):
-    hf = "hf"
-    replay = "replay"
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
 
 
 class TinyArchitecture(str, Enum):
@@ -135,13 +135,17 @@ class SystemDescription:
 
 @dataclass
 class SystemConfig:
+    """The machine a run uses and how the backend instances are laid out on it (sut/placement.py).
+
+    `dp` backend instances of `tp` x `pp` devices each. In one process, instance k gets devices
+    [k*tp*pp, (k+1)*tp*pp); under mpirun or srun each worker rank hosts the instances of its share of a node's devices.
+    """
+
     name: str = MISSING
-    device: str = "cpu"
-    accelerator: Optional[str] = None
-    accelerators_per_node: int = 0
+    device: Device = Device.cpu
+    # GPUs per node (0 on a CPU system, whose instances all share the CPU).
+    devices_per_node: int = 0
     nodes: int = 1
-    host_memory_gib: Optional[int] = None
-    # Parallelism: data-parallel backend instances, each of tp x pp devices.
     dp: int = 1
     tp: int = 1
     pp: int = 1
@@ -150,17 +154,12 @@ class SystemConfig:
 
 @dataclass
 class BackendConfig:
-    name: BackendName = MISSING
-    dtype: DType = DType.float32
-    # Sequences decoded together in one backend instance.
+    """What every backend has. Each backend's own schema adds its knobs (llmkit/config/backends.py): a knob of another
+    backend is an unknown key."""
+
+    name: str = MISSING
+    # Requests one backend instance serves at a time (its batch, or its slots).
     max_batch_size: int = 32
-    # Prompt tokens admitted into one prefill step.
-    max_prefill_tokens: int = 8192
-    # torch intra-op threads per backend instance; 0 lets torch choose.
-    threads: int = 0
-    # replay: the simulated engine's time to first token and time per further token.
-    ttft_ms: float = 0.0
-    tpot_ms: float = 0.0
 
 
 @dataclass
@@ -208,16 +207,11 @@ class KVCacheFormat(str, Enum):
 
 @dataclass
 class PrecisionConfig:
-    """A post-training quantization recipe (`llmkit quantize`); conf/precision/ holds one file per recipe."""
+    """What every quantization recipe has (`llmkit quantize`); each recipe's schema adds its own settings
+    (llmkit/config/precisions.py) and conf/precision/ holds one file per recipe."""
 
     name: PrecisionName = MISSING
     kv_cache: KVCacheFormat = KVCacheFormat.none
-    # w4a8_awq: INT4 weights share a scale per block of this many input channels (TensorRT-LLM: 64 or 128).
-    awq_block_size: int = 128
-    # autoquant: the mean bits per weight the search must meet, and the formats it may give a layer (besides
-    # leaving it unquantized).
-    effective_bits: Optional[float] = None
-    search_formats: list[PrecisionName] = field(default_factory=list)
     # Modules left unquantized (fnmatch patterns over module names).
     exclude: list[str] = field(default_factory=lambda: ["*lm_head*"])
 

@@ -6,16 +6,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from llmkit.benchmarks import BENCHMARKS, Benchmark, Scenario, TokenizerKind
-from llmkit.config.schema import (
-    BackendName,
-    DatasetSource,
-    DType,
-    KVCacheFormat,
-    Mode,
-    PrecisionName,
-    RunConfig,
-    TinyArchitecture,
-)
+from llmkit.config.backends import HFBackendConfig, ReplayBackendConfig
+from llmkit.config.precisions import AutoquantConfig, awq_block_size
+from llmkit.config.schema import DatasetSource, DType, KVCacheFormat, Mode, PrecisionName, RunConfig, TinyArchitecture
 from llmkit.errors import UserError, did_you_mean
 
 log = logging.getLogger(__name__)
@@ -65,6 +58,9 @@ def check(cfg: RunConfig, serving: bool = True) -> list[Finding]:
     if serving:
         _check_backend(cfg, error, warning)
         _check_loadgen(cfg, benchmark, error, warning)
+    elif cfg.output_dir is not None:
+        error(f"output_dir={cfg.output_dir} names a run directory, but calibration and quantization write keyed "
+              "artifacts under artifacts_root; set artifacts_root= instead")
     _check_evaluation(cfg, error)
     _check_calibration(cfg, error)
     _check_precision(cfg, error, warning)
@@ -95,6 +91,10 @@ def _check_dataset(cfg: RunConfig, error, warning) -> None:
     dataset = cfg.dataset
     if dataset.source is DatasetSource.file and not dataset.path:
         error(f"dataset={dataset.name} reads a file; pass dataset.path=/path/to/the/dataset.pkl")
+    if dataset.source is DatasetSource.sample and (dataset.path or dataset.md5 or dataset.trusted):
+        given = "dataset.path" if dataset.path else ("dataset.md5" if dataset.md5 else "dataset.trusted")
+        error(f"{given} has no effect with dataset={dataset.name}, which the kit generates; choose dataset=official "
+              "to read a file")
     if dataset.max_samples is not None:
         if dataset.max_samples < 1:
             error(f"dataset.max_samples must be at least 1, got {dataset.max_samples}")
@@ -105,26 +105,22 @@ def _check_dataset(cfg: RunConfig, error, warning) -> None:
 def _check_system(cfg: RunConfig, error) -> None:
     system = cfg.system
     _at_least_one("system", system, ("dp", "tp", "pp", "nodes"), error)
-    if system.device not in ("cpu", "cuda"):
-        error(f"system.device must be cpu or cuda, got '{system.device}'")
+    if system.devices_per_node < 0:
+        error(f"system.devices_per_node must be 0 (no GPUs) or more, got {system.devices_per_node}")
 
 
 def _check_backend(cfg: RunConfig, error, warning) -> None:
     system, backend = cfg.system, cfg.backend
-    if backend.name is BackendName.hf and (system.tp != 1 or system.pp != 1):
-        error(
-            f"the hf backend runs one device per instance but system.tp={system.tp} system.pp={system.pp}; "
-            "set system.tp=1 system.pp=1 and scale with system.dp"
-        )
-    if backend.ttft_ms < 0 or backend.tpot_ms < 0:
+    _at_least_one("backend", backend, ("max_batch_size",), error)
+    if isinstance(backend, HFBackendConfig):
+        if system.tp != 1 or system.pp != 1:
+            error(f"the hf backend runs one device per instance but system.tp={system.tp} system.pp={system.pp}; "
+                  "set system.tp=1 system.pp=1 and scale with system.dp")
+        _at_least_one("backend", backend, ("max_prefill_tokens",), error)
+        if backend.threads < 0:
+            error(f"backend.threads must be 0 (torch chooses) or more, got {backend.threads}")
+    if isinstance(backend, ReplayBackendConfig) and (backend.ttft_ms < 0 or backend.tpot_ms < 0):
         error("backend.ttft_ms and backend.tpot_ms must not be negative")
-    if backend.name is not BackendName.replay and (backend.ttft_ms or backend.tpot_ms):
-        warning(f"backend.ttft_ms and backend.tpot_ms have no effect with backend={backend.name.value}")
-    if backend.name is BackendName.replay and (backend.threads or backend.max_prefill_tokens != 8192):
-        warning("backend.threads and backend.max_prefill_tokens have no effect with backend=replay")
-    _at_least_one("backend", backend, ("max_batch_size", "max_prefill_tokens"), error)
-    if backend.threads < 0:
-        error(f"backend.threads must be 0 (torch chooses) or more, got {backend.threads}")
 
 
 def _check_loadgen(cfg: RunConfig, benchmark: Benchmark, error, warning) -> None:
@@ -160,8 +156,7 @@ AWQ_BLOCK_SIZES = (64, 128)
 
 def _check_precision(cfg: RunConfig, error, warning) -> None:
     precision, quantize = cfg.precision, cfg.quantize
-    name = precision.name
-    if name is PrecisionName.autoquant:
+    if isinstance(precision, AutoquantConfig):
         if precision.effective_bits is None or not 0 < precision.effective_bits <= 16:
             error(f"precision=autoquant needs precision.effective_bits between 0 and 16, got {precision.effective_bits}")
         if not precision.search_formats:
@@ -170,14 +165,11 @@ def _check_precision(cfg: RunConfig, error, warning) -> None:
             if fmt not in SEARCHABLE_FORMATS:
                 error(f"precision.search_formats may hold {', '.join(f.value for f in SEARCHABLE_FORMATS)}, "
                       f"not {fmt.value}")
-    elif precision.effective_bits is not None or precision.search_formats:
-        warning(f"precision.effective_bits and precision.search_formats have no effect with precision={name.value}")
-    uses_awq = name is PrecisionName.w4a8_awq or (name is PrecisionName.autoquant
-                                                  and PrecisionName.w4a8_awq in precision.search_formats)
-    if uses_awq and precision.awq_block_size not in AWQ_BLOCK_SIZES:
+    block = awq_block_size(precision)
+    if block is not None and block not in AWQ_BLOCK_SIZES:
         error(f"precision.awq_block_size must be one of {AWQ_BLOCK_SIZES} (TensorRT-LLM's INT4 block sizes), "
-              f"got {precision.awq_block_size}")
-    if name is PrecisionName.bf16 and precision.kv_cache is not KVCacheFormat.none:
+              f"got {block}")
+    if precision.name is PrecisionName.bf16 and precision.kv_cache is not KVCacheFormat.none:
         error("precision=bf16 passes the checkpoint through, but an FP8 KV cache needs calibration; use precision=fp8")
     _at_least_one("quantize", quantize, ("gate_samples", "score_batches"), error)
     if quantize.export_dtype is DType.float32:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmkit.config.precisions import AutoquantConfig, awq_block_size, recipe_formats
 from llmkit.config.schema import PrecisionConfig, PrecisionName
 from llmkit.errors import UserError
 from llmkit.models.checkpoint import CheckpointInfo, read_config_json
@@ -90,20 +91,13 @@ def check_topology(shape: ModelShape, tp: int, pp: int) -> None:
         raise UserError(f"system.pp={pp} does not divide the {shape.num_layers} layers; choose a pp that divides it")
 
 
-def recipe_formats(precision: PrecisionConfig) -> set[PrecisionName]:
-    """The formats a recipe may put on a layer (search_formats only count for autoquant)."""
-    if precision.name is PrecisionName.autoquant:
-        return set(precision.search_formats)
-    return {precision.name}
-
-
 def check_recipe(shape: ModelShape, precision: PrecisionConfig, tp: int) -> None:
     formats = recipe_formats(precision)
     if PrecisionName.int8_sq in formats and shape.is_moe:
         raise UserError(f"precision=int8_sq cannot quantize {shape.architecture}: modelopt 0.47 has no SmoothQuant "
                         "export for MoE experts; use precision=fp8 or precision=autoquant")
-    if PrecisionName.w4a8_awq in formats:
-        block = precision.awq_block_size
+    block = awq_block_size(precision)
+    if block is not None:
         # Column-parallel layers (qkv, gate/up) read the whole hidden state; row-parallel ones (the attention
         # output, down) read their TP slice.
         widths = {"hidden size": (shape.hidden_size, 1), "FFN width": (shape.intermediate_size, tp),
@@ -118,8 +112,9 @@ def check_recipe(shape: ModelShape, precision: PrecisionConfig, tp: int) -> None
 
 def weight_bits(precision: PrecisionConfig) -> float:
     """Bits per quantized linear weight as stored (scales included), for sizing memory."""
-    bits = {PrecisionName.bf16: 16.0, PrecisionName.fp8: 8.0, PrecisionName.int8_sq: 8.0,
-            PrecisionName.w4a8_awq: 4.0 + 32.0 / precision.awq_block_size, PrecisionName.nvfp4: 4.5}
-    if precision.name is PrecisionName.autoquant:
+    if isinstance(precision, AutoquantConfig):
         return float(precision.effective_bits or 16.0)
+    block = awq_block_size(precision)
+    bits = {PrecisionName.bf16: 16.0, PrecisionName.fp8: 8.0, PrecisionName.int8_sq: 8.0,
+            PrecisionName.w4a8_awq: 4.0 + 32.0 / (block or 128), PrecisionName.nvfp4: 4.5}
     return bits[precision.name]

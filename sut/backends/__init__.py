@@ -1,18 +1,17 @@
-"""Backends behind one small protocol; each is imported only when chosen."""
+"""Backends behind one boundary (base.py), found through the registry in llmkit/config/backends.py and imported only
+when chosen."""
 from __future__ import annotations
 
+import importlib
+
+from llmkit.config.backends import backend_entry
 from sut.backends.base import Backend, BackendSpec
 
 
+def backend_class(name: str) -> type:
+    module, cls = backend_entry(name).implementation.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
 def create_backend(spec: BackendSpec) -> Backend:
-    from llmkit.config.schema import BackendName
-
-    if spec.backend.name is BackendName.hf:
-        from sut.backends.hf import HFBackend
-
-        return HFBackend(spec)
-    if spec.backend.name is BackendName.replay:
-        from sut.backends.replay import ReplayBackend
-
-        return ReplayBackend(spec)
-    raise NotImplementedError(f"backend {spec.backend.name}")
+    return backend_class(spec.backend.name)(spec)

@@ -1,4 +1,11 @@
-"""The backend boundary: submit a RequestBatch; receive first tokens and final answers as TokenBatches."""
+"""The backend boundary, all of it: the SUT submits a RequestBatch; a backend answers with first tokens and final
+answers as TokenBatches through the callbacks, and reports failures through the error callback.
+
+Both sides move arrays, never a Python object per request: at a million answers a second, Python per answer would
+cost more than loadgen itself. What a backend must respect when it answers (int32 ids, at least 2 tokens, at most
+one trailing EOS, first tokens a prefix of the answer, each request answered once) is checked by the token ledger
+(sut/ledger.py).
+"""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -8,7 +15,78 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from llmkit.config.schema import BackendConfig, DatasetConfig, SystemConfig
-from sut.tokens import TokenBatch
+
+
+class TokenAccountingError(RuntimeError):
+    pass
+
+
+def as_int32(ids) -> np.ndarray:
+    if type(ids) is np.ndarray and ids.dtype == np.int32 and ids.ndim == 1 and ids.flags.c_contiguous:
+        return ids  # the common case, checked without touching the data
+    array = np.asarray(ids)
+    if array.ndim != 1:
+        raise TokenAccountingError(f"token ids must be one-dimensional, got shape {array.shape}")
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        raise TokenAccountingError(f"token ids must be integers, got {array.dtype}")
+    if array.size and (array.min() < np.iinfo(np.int32).min or array.max() > np.iinfo(np.int32).max):
+        raise TokenAccountingError("token ids do not fit in int32")
+    return np.ascontiguousarray(array, dtype=np.int32)
+
+
+def starts_of(lengths: np.ndarray) -> np.ndarray:
+    """Where each of these consecutive runs begins in a buffer that holds them back to back."""
+    starts = np.zeros_like(lengths)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    return starts
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBatch:
+    """Token ids for a batch of requests: request `request_ids[i]` has `buffer[starts[i]:starts[i] + lengths[i]]`.
+
+    The backend never writes to `buffer` after handing it over: the SUT gives loadgen pointers into it.
+    """
+
+    request_ids: np.ndarray  # int64
+    buffer: np.ndarray  # int32, one-dimensional, contiguous
+    starts: np.ndarray  # int64
+    lengths: np.ndarray  # int64
+    # The buffer's address; a backend answering from one long-lived buffer passes it (ndarray.ctypes costs ~1 us).
+    address: int = -1
+
+    def __post_init__(self):
+        if self.address < 0:
+            object.__setattr__(self, "address", self.buffer.ctypes.data)
+
+    def __reduce__(self):
+        # Unpickled in another process, the buffer lives elsewhere: its address is taken again there.
+        return TokenBatch, (self.request_ids, self.buffer, self.starts, self.lengths)
+
+    @classmethod
+    def from_pairs(cls, pairs: Sequence[tuple[int, object]]) -> TokenBatch:
+        """From (request id, token ids) pairs, copied into one buffer."""
+        arrays = [as_int32(ids) for _, ids in pairs]
+        lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=len(arrays))
+        buffer = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int32)
+        ids = np.fromiter((request_id for request_id, _ in pairs), dtype=np.int64, count=len(pairs))
+        return cls(ids, buffer, starts_of(lengths), lengths)
+
+    def __len__(self) -> int:
+        return self.request_ids.size
+
+    def pairs(self) -> list[tuple[int, np.ndarray]]:
+        return [(int(r), self.buffer[s:s + n]) for r, s, n in zip(self.request_ids, self.starts, self.lengths)]
+
+    def compact(self) -> TokenBatch:
+        """The same answers in a buffer of their own (to send to another process without the backend's buffer)."""
+        starts = starts_of(self.lengths)
+        gather = np.repeat(self.starts - starts, self.lengths) + np.arange(int(self.lengths.sum()))
+        return TokenBatch(self.request_ids, self.buffer[gather], starts, self.lengths.copy())
+
+    def pointers(self) -> np.ndarray:
+        """Each answer's address, for loadgen (valid while this batch is alive)."""
+        return self.address + self.starts * self.buffer.itemsize
 
 
 class GenerationRequest(NamedTuple):
@@ -80,18 +158,23 @@ ErrorCallback = Callable[["int | None", str], None]
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """Everything a backend instance needs to start, picklable so MPI ranks can build their own."""
+    """Everything a backend instance needs to start, picklable so MPI ranks can build their own. A backend's
+    `prepare` fills what it needs on rank 0 (a checkpoint, the dataset); the placement adds the instance's devices."""
 
     backend: BackendConfig
     system: SystemConfig
-    checkpoint: str
+    benchmark: str
+    dataset: DatasetConfig
+    checkpoint: str = ""
     instance: int = 0
-    # What the replay backend answers with: the benchmark and dataset (other backends ignore them).
-    benchmark: str = ""
-    dataset: DatasetConfig | None = None
+    devices: tuple[str, ...] = ("cpu",)
 
 
 class Backend(Protocol):
+    """One backend instance. Its class also has `prepare(cfg, benchmark) -> BackendSpec` (a classmethod run once, on
+    rank 0, that resolves what the backend needs) and may have `combine_stats(list[dict]) -> dict`, which merges the
+    instances' `stats()` into the engine figures of result.json."""
+
     def start(self, on_first: TokenCallback, on_final: TokenCallback, on_error: ErrorCallback) -> None:
         """Load the model and start serving; returns when ready."""
 
@@ -103,3 +186,6 @@ class Backend(Protocol):
 
     def stop(self) -> None:
         """Finish nothing more, release resources; idempotent."""
+
+    def stats(self) -> dict | None:
+        """The engine's own figures for result.json, or None."""

@@ -8,8 +8,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from sut.backends.base import BackendSpec, ErrorCallback, GenerationRequest, RequestBatch, TokenCallback
-from sut.tokens import TokenBatch
+
+from llmkit.benchmarks import Benchmark
+from llmkit.config.schema import RunConfig
+from sut.backends.base import BackendSpec, ErrorCallback, GenerationRequest, RequestBatch, TokenBatch, TokenCallback
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,7 @@ def load_model(checkpoint: str, dtype_name: str, device_name: str):
 
     from llmkit.errors import UserError
 
-    if device_name == "cuda" and not torch.cuda.is_available():
+    if device_name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("system.device=cuda but torch sees no CUDA device; use system=cpu or a GPU machine")
     dtype = getattr(torch, DTYPES[dtype_name])
     model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype, attn_implementation="sdpa")
@@ -30,6 +32,14 @@ def load_model(checkpoint: str, dtype_name: str, device_name: str):
 
 
 class HFBackend:
+    @classmethod
+    def prepare(cls, cfg: RunConfig, benchmark: Benchmark) -> BackendSpec:
+        """The checkpoint to serve (a tiny model is written first when it is one and is missing)."""
+        from llmkit.models.checkpoint import resolve_checkpoint
+
+        checkpoint = resolve_checkpoint(cfg.model, benchmark).path
+        return BackendSpec(cfg.backend, cfg.system, benchmark.name, cfg.dataset, str(checkpoint))
+
     def __init__(self, spec: BackendSpec):
         self.spec = spec
         self._inbox: queue.Queue[GenerationRequest | None] = queue.Queue()
@@ -43,11 +53,12 @@ class HFBackend:
 
         if self.spec.backend.threads:
             torch.set_num_threads(self.spec.backend.threads)
-        self.model = load_model(self.spec.checkpoint, self.spec.backend.dtype.value, self.spec.system.device)
+        self.device = self.spec.devices[0]
+        self.model = load_model(self.spec.checkpoint, self.spec.backend.dtype.value, self.device)
         self._on_first, self._on_final, self._on_error = on_first, on_final, on_error
         self._thread = threading.Thread(target=self._serve, name=f"hf-engine-{self.spec.instance}", daemon=True)
         self._thread.start()
-        log.info("hf backend instance %d ready on %s", self.spec.instance, self.spec.system.device)
+        log.info("hf backend instance %d ready on %s", self.spec.instance, self.device)
 
     def submit(self, batch: RequestBatch) -> None:
         with self._pending_lock:
@@ -57,6 +68,9 @@ class HFBackend:
 
     def pending(self) -> int:
         return self._pending
+
+    def stats(self) -> dict | None:
+        return None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -89,7 +103,7 @@ class HFBackend:
 
         from sut.backends.batching import ContinuousBatch
 
-        batch = ContinuousBatch(self.model, torch.device(self.spec.system.device))
+        batch = ContinuousBatch(self.model, torch.device(self.device))
         try:
             while not self._stopping.is_set() or len(batch):
                 new = self._take_new(batch, block=len(batch) == 0)

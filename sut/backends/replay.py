@@ -18,9 +18,10 @@ from collections import deque
 
 import numpy as np
 
-from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenCallback
+from llmkit.benchmarks import Benchmark
+from llmkit.config.schema import RunConfig
+from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenBatch, TokenCallback
 from sut.backends.latency import LatencyHistogram
-from sut.tokens import TokenBatch
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,34 @@ class EngineStats:
                 "last_submitted_done": self.last_submitted_done}
 
 
+def combine_stats(engines: list[dict]) -> dict:
+    """The simulated engines' own figures over all instances, over one window."""
+    starts = [e["first_submit"] for e in engines if e["first_submit"] is not None]
+    ends = [e["last_final"] for e in engines if e["last_final"] is not None]
+    tokens = sum(e["tokens"] for e in engines)
+    span = max(ends) - min(starts) if starts and ends else 0.0
+    # Loadgen's Server rate divides every token by the time until the last-issued query was done.
+    last = max((e for e in engines if e["last_submit"] is not None), key=lambda e: e["last_submit"], default=None)
+    window = (last["last_submitted_done"] - min(starts)) if last and last["last_submitted_done"] and starts else 0.0
+    return {
+        "tokens": tokens,
+        "tokens_per_second": tokens / span if span > 0 else None,
+        "tokens_per_second_to_last_issued": tokens / window if window > 0 else None,
+        "seconds": round(span, 3),
+        "ttft_p99_ms": max((e["ttft_p99_ms"] for e in engines if e["ttft_p99_ms"] is not None), default=None),
+        "tpot_p99_ms": max((e["tpot_p99_ms"] for e in engines if e["tpot_p99_ms"] is not None), default=None),
+        "instances": len(engines),
+    }
+
+
 class ReplayBackend:
+    combine_stats = staticmethod(combine_stats)
+
+    @classmethod
+    def prepare(cls, cfg: RunConfig, benchmark: Benchmark) -> BackendSpec:
+        """Nothing to load: the answers come from the dataset."""
+        return BackendSpec(cfg.backend, cfg.system, benchmark.name, cfg.dataset)
+
     def __init__(self, spec: BackendSpec):
         self.spec = spec
         self.slots = spec.backend.max_batch_size
@@ -91,7 +119,7 @@ class ReplayBackend:
         self._pending = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self.stats = EngineStats()
+        self.engine = EngineStats()
 
     def start(self, on_first: TokenCallback, on_final: TokenCallback, on_error: ErrorCallback) -> None:
         self.buffer, self.starts, self.lengths = reference_answers(self.spec)
@@ -107,14 +135,17 @@ class ReplayBackend:
         with self._condition:
             self._pending += len(batch)
             self._waiting.append((now, batch))
-            if self.stats.first_submit is None:
-                self.stats.first_submit = now
+            if self.engine.first_submit is None:
+                self.engine.first_submit = now
             if len(batch):
-                self.stats.last_submit, self.stats.last_submitted_id = now, int(batch.request_ids[-1])
+                self.engine.last_submit, self.engine.last_submitted_id = now, int(batch.request_ids[-1])
             self._condition.notify()
 
     def pending(self) -> int:
         return self._pending
+
+    def stats(self) -> dict | None:
+        return self.engine.summary()
 
     def stop(self) -> None:
         with self._condition:
@@ -167,8 +198,8 @@ class ReplayBackend:
                 else:
                     finals.append((request_id, start, length))
                     self._record(length, submitted, first_sent.pop(request_id, first_at), now)
-                    if request_id == self.stats.last_submitted_id:
-                        self.stats.last_submitted_done = now
+                    if request_id == self.engine.last_submitted_id:
+                        self.engine.last_submitted_done = now
             free += len(finals)
             if firsts:
                 self._on_first(self._token_batch(firsts))
@@ -204,7 +235,7 @@ class ReplayBackend:
         self._pending -= sum(len(batch) for _, batch in waiting)
         self._condition.release()
         try:
-            stats, parts = self.stats, []
+            stats, parts = self.engine, []
             for submitted, batch in waiting:
                 starts, lengths = self._answers(batch)
                 parts.append((batch.request_ids, starts, lengths))
@@ -224,7 +255,7 @@ class ReplayBackend:
     def _record(self, length: int, submitted: float, first_at: float, now: float) -> None:
         """The engine's own view of one request: TTFT from its submit() (slot queueing included) to its first
         token, TPOT from there to the last, as the engine delivered them."""
-        stats = self.stats
+        stats = self.engine
         stats.tokens += length
         stats.last_final = now
         stats.ttft.add(first_at - submitted)

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import python_module, run_cli
 from llmkit.benchmarks import Scenario
 from launch.validate import matrix
 from llmkit.config.load import load
-from llmkit.config.schema import BackendName, Mode, RunConfig, TinyArchitecture
+from llmkit.config.backends import HFBackendConfig
+from llmkit.config.schema import Device, Mode, RunConfig, TinyArchitecture
 from llmkit.errors import UserError
 
 
@@ -17,8 +17,8 @@ def test_default_is_the_embedded_cpu_job():
     assert cfg.model.tiny is TinyArchitecture.mixtral
     assert cfg.dataset.name == "sample"
     assert cfg.scenario.name is Scenario.Offline
-    assert cfg.system.device == "cpu"
-    assert cfg.backend.name is BackendName.hf
+    assert cfg.system.device is Device.cpu
+    assert isinstance(cfg.backend, HFBackendConfig) and cfg.backend.name == "hf"
     assert cfg.mode is Mode.performance
 
 
@@ -44,6 +44,13 @@ def test_overrides_are_typed():
         (["system.tp=2"], "the hf backend runs one device per instance"),
         (["max_new_tokens=5000"], "max_new_tokens must lie between 2 and mixtral-8x7b's 1024"),
         (["backend.max_batch_size=0"], "backend.max_batch_size must be at least 1"),
+        # A knob of another option's schema is refused, naming the option it belongs to.
+        (["backend.ttft_ms=20"], "'backend.ttft_ms' is a setting of backend=replay"),
+        (["backend=replay", "backend.threads=2"], "'backend.threads' is a setting of backend=hf"),
+        (["precision=fp8", "precision.effective_bits=8"], "unknown config key 'precision.effective_bits'"),
+        (["system.device=tpu"], "expected one of [cpu, cuda]"),
+        # A setting the chosen path would ignore says so.
+        (["dataset.path=/data/x.pkl"], "dataset.path has no effect with dataset=sample"),
     ],
 )
 def test_bad_configs_are_one_clear_sentence(overrides, expected):
@@ -75,21 +82,35 @@ def test_validate_matrix_reports_the_invalid_combinations():
     assert not any("scenario=interactive" in c and "mixtral" in c.split()[1] for c in valid)
 
 
-def test_cli_bad_group_value_exits_2_without_traceback():
-    result = python_module("sut", "benchmark=mixtrl")
-    assert result.returncode == 2
-    assert "did you mean 'mixtral-8x7b'" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+def test_calibration_and_quantization_refuse_an_output_dir():
+    with pytest.raises(UserError, match="set artifacts_root= instead"):
+        load(["output_dir=/tmp/elsewhere"], serving=False)
 
 
-def test_cli_validate_one_config():
-    bad = run_cli("llmkit", "validate", "scenario=interactive")
-    assert bad.returncode == 2 and "no Interactive scenario" in bad.stdout
-    good = run_cli("llmkit", "validate", "benchmark=llama3.1-405b", "model=tiny-llama3")
-    assert good.returncode == 0 and "valid" in good.stdout
+def test_yaml_states_only_what_differs_from_its_schema():
+    """Every shipped YAML value differs from its schema's default (the schema is the one place for defaults)."""
+    import yaml
+    from omegaconf import OmegaConf
 
+    from llmkit.config.backends import BACKENDS
+    from llmkit.config.load import CONF_DIR
+    from llmkit.config.precisions import PRECISIONS
+    from llmkit.config.schema import (BenchmarkConfig, DatasetConfig, LoadgenConfig, ModelConfig, PrecisionName,
+                                      ScenarioConfig, SystemConfig)
 
-def test_cli_unknown_command():
-    result = run_cli("llmkit", "runn")
-    assert result.returncode == 2 and "did you mean 'run'" in result.stderr
+    schemas = {"benchmark": BenchmarkConfig, "dataset": DatasetConfig, "loadgen": LoadgenConfig,
+               "model": ModelConfig, "scenario": ScenarioConfig, "system": SystemConfig}
+    restated = []
+    for path in sorted(CONF_DIR.glob("*/*.yaml")):
+        group, values = path.parent.name, yaml.safe_load(path.read_text()) or {}
+        values.pop("defaults", None)
+        if group == "backend":
+            schema = BACKENDS[path.stem].schema
+        elif group == "precision":
+            schema = PRECISIONS[PrecisionName(path.stem)]
+        else:
+            schema = schemas[group]
+        defaults = OmegaConf.to_container(OmegaConf.structured(schema), enum_to_str=True)
+        restated += [f"{path.name}: {key}" for key, value in values.items()
+                     if key != "name" and not isinstance(value, dict) and defaults.get(key) == value]
+    assert not restated, restated

@@ -1,4 +1,4 @@
-"""Token accounting: what the SUT may report to loadgen, checked for whole batches of answers at numpy speed.
+"""The token ledger: what the SUT may report to loadgen, checked for whole batches of answers at numpy speed.
 
 The MLPerf LLM rules (loadgen contract and TEST06):
 - payloads are int32 token ids and `n_tokens` equals the number of ids sent;
@@ -8,95 +8,24 @@ The MLPerf LLM rules (loadgen contract and TEST06):
 - every issued query is answered exactly once.
 A backend that breaks a rule is a bug in the harness, so violations raise TokenAccountingError.
 
-Backends hand over answers as a TokenBatch (one int32 buffer, a start and a length per request), so the ledger
-checks a batch with a handful of array operations instead of Python work per query: at a million answers a second,
-Python per answer would cost more than loadgen itself.
+A large batch is checked with a handful of array operations; a small one (one Server query) answer by answer, where
+Python is cheaper than numpy's fixed cost per call. Both check the same rules with the same messages, and both end in
+the same commit step, which records the new state.
 """
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
+
+from sut.backends.base import TokenAccountingError, TokenBatch
 
 MIN_OUTPUT_TOKENS = 2
 # Query states in the ledger's ring.
 FREE, ISSUED, FIRST_REPORTED = 0, 1, 2
 # Below this many answers, plain Python per answer costs less than numpy's fixed cost per call.
 SMALL_BATCH = 16
-
-
-class TokenAccountingError(RuntimeError):
-    pass
-
-
-def as_int32(ids) -> np.ndarray:
-    if type(ids) is np.ndarray and ids.dtype == np.int32 and ids.ndim == 1 and ids.flags.c_contiguous:
-        return ids  # the common case, checked without touching the data
-    array = np.asarray(ids)
-    if array.ndim != 1:
-        raise TokenAccountingError(f"token ids must be one-dimensional, got shape {array.shape}")
-    if array.size and not np.issubdtype(array.dtype, np.integer):
-        raise TokenAccountingError(f"token ids must be integers, got {array.dtype}")
-    if array.size and (array.min() < np.iinfo(np.int32).min or array.max() > np.iinfo(np.int32).max):
-        raise TokenAccountingError("token ids do not fit in int32")
-    return np.ascontiguousarray(array, dtype=np.int32)
-
-
-def starts_of(lengths: np.ndarray) -> np.ndarray:
-    """Where each of these consecutive runs begins in a buffer that holds them back to back."""
-    starts = np.zeros_like(lengths)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    return starts
-
-
-@dataclass(frozen=True, slots=True)
-class TokenBatch:
-    """Token ids for a batch of requests: request `request_ids[i]` has `buffer[starts[i]:starts[i] + lengths[i]]`.
-
-    The backend never writes to `buffer` after handing it over: the SUT gives loadgen pointers into it.
-    """
-
-    request_ids: np.ndarray  # int64
-    buffer: np.ndarray  # int32, one-dimensional, contiguous
-    starts: np.ndarray  # int64
-    lengths: np.ndarray  # int64
-    # The buffer's address; a backend answering from one long-lived buffer passes it (ndarray.ctypes costs ~1 us).
-    address: int = -1
-
-    def __post_init__(self):
-        if self.address < 0:
-            object.__setattr__(self, "address", self.buffer.ctypes.data)
-
-    def __reduce__(self):
-        # Unpickled in another process, the buffer lives elsewhere: its address is taken again there.
-        return TokenBatch, (self.request_ids, self.buffer, self.starts, self.lengths)
-
-    @classmethod
-    def from_pairs(cls, pairs: Sequence[tuple[int, object]]) -> TokenBatch:
-        """From (request id, token ids) pairs, copied into one buffer."""
-        arrays = [as_int32(ids) for _, ids in pairs]
-        lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=len(arrays))
-        buffer = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int32)
-        ids = np.fromiter((request_id for request_id, _ in pairs), dtype=np.int64, count=len(pairs))
-        return cls(ids, buffer, starts_of(lengths), lengths)
-
-    def __len__(self) -> int:
-        return self.request_ids.size
-
-    def pairs(self) -> list[tuple[int, np.ndarray]]:
-        return [(int(r), self.buffer[s:s + n]) for r, s, n in zip(self.request_ids, self.starts, self.lengths)]
-
-    def compact(self) -> TokenBatch:
-        """The same answers in a buffer of their own (to send to another process without the backend's buffer)."""
-        starts = starts_of(self.lengths)
-        gather = np.repeat(self.starts - starts, self.lengths) + np.arange(int(self.lengths.sum()))
-        return TokenBatch(self.request_ids, self.buffer[gather], starts, self.lengths.copy())
-
-    def pointers(self) -> np.ndarray:
-        """Each answer's address, for loadgen (valid while this batch is alive)."""
-        return self.address + self.starts * self.buffer.itemsize
 
 
 def check_layout(tokens: TokenBatch) -> None:
@@ -178,6 +107,11 @@ class TokenLedger:
         self._allocate(capacity)
         self._long_firsts: dict[int, np.ndarray] = {}  # first payloads of more than one token, by request id
 
+    @property
+    def capacity(self) -> int:
+        """Queries the ring can hold in flight before it grows."""
+        return self._capacity
+
     def _allocate(self, capacity: int) -> None:
         self._capacity, self._mask = capacity, capacity - 1
         self._state = np.zeros(capacity, dtype=np.uint8)
@@ -251,13 +185,9 @@ class TokenLedger:
         lengths = tokens.lengths
         if lengths.min() == 0:
             raise _empty_first(self._first_bad(tokens, lengths == 0))
-        self._first_token[positions] = tokens.buffer[tokens.starts]
-        self._first_length[positions] = lengths
-        for row in np.flatnonzero(lengths > 1):
-            start = tokens.starts[row]
-            self._long_firsts[int(tokens.request_ids[row])] = tokens.buffer[start:start + lengths[row]].copy()
-        self._state[positions] = FIRST_REPORTED
-        return self._loadgen_ids_at(positions)
+        long_payloads = {int(tokens.request_ids[row]): tokens.buffer[tokens.starts[row]:tokens.starts[row] + lengths[row]]
+                         for row in np.flatnonzero(lengths > 1).tolist()}
+        return self._commit_first(positions, tokens.buffer[tokens.starts], lengths, long_payloads)
 
     def final(self, tokens: TokenBatch) -> tuple[list[int], np.ndarray]:
         """Check final answers and complete their queries; returns the loadgen ids and the lengths to report
@@ -269,11 +199,27 @@ class TokenLedger:
         if lengths.min() < MIN_OUTPUT_TOKENS:
             row = int(np.flatnonzero(lengths < MIN_OUTPUT_TOKENS)[0])
             raise _too_short(int(tokens.request_ids[row]), int(lengths[row]))
-        if self.streaming:
-            self._check_prefixes(tokens, positions, lengths)
+        long_ids = self._check_prefixes(tokens, positions, lengths) if self.streaming else []
+        return self._commit_final(positions, long_ids), lengths
+
+    # the commit step, shared by both check paths ---------------------------------------------------------
+    def _commit_first(self, positions: np.ndarray, first_tokens, lengths, long_payloads: dict) -> list[int]:
+        """Record checked first-token payloads (the first token and the length of each, the whole payload where it
+        is longer than one token); returns their loadgen ids."""
+        self._first_token[positions] = first_tokens
+        self._first_length[positions] = lengths
+        for request, payload in long_payloads.items():
+            self._long_firsts[request] = payload.copy()
+        self._state[positions] = FIRST_REPORTED
+        return self._loadgen_ids_at(positions)
+
+    def _commit_final(self, positions: np.ndarray, long_ids: Iterable[int]) -> list[int]:
+        """Complete checked queries: their places in the ring are free again; returns their loadgen ids."""
+        for request in long_ids:
+            del self._long_firsts[request]
         self._state[positions] = FREE
-        self.outstanding -= len(tokens)
-        return self._loadgen_ids_at(positions), lengths
+        self.outstanding -= positions.size
+        return self._loadgen_ids_at(positions)
 
     # whole batches -----------------------------------------------------------------------------------
     def _positions(self, tokens: TokenBatch, wanted: int) -> np.ndarray:
@@ -334,12 +280,10 @@ class TokenLedger:
         for request, _, _, length in rows:
             if length == 0:
                 raise _empty_first(request)
-        for request, position, start, length in rows:
-            self._first_token[position], self._first_length[position] = buffer[start], length
-            if length > 1:
-                self._long_firsts[request] = buffer[start:start + length].copy()
-            self._state[position] = FIRST_REPORTED
-        return [self._loadgen_ids[position] for _, position, _, _ in rows]
+        positions = np.fromiter((position for _, position, _, _ in rows), dtype=np.int64, count=len(rows))
+        long_payloads = {request: buffer[start:start + length] for request, _, start, length in rows if length > 1}
+        return self._commit_first(positions, [buffer[start] for _, _, start, _ in rows],
+                                  [length for _, _, _, length in rows], long_payloads)
 
     def _small_final(self, tokens: TokenBatch) -> tuple[list[int], np.ndarray]:
         rows = self._small_rows(tokens, FIRST_REPORTED if self.streaming else ISSUED)
@@ -348,6 +292,7 @@ class TokenLedger:
         for (request, _, _, _), length in zip(rows, lengths):
             if length < MIN_OUTPUT_TOKENS:
                 raise _too_short(request, length)
+        long_ids = []
         if self.streaming:
             for (request, position, start, _), length in zip(rows, lengths):
                 first_length = int(self._first_length[position])
@@ -355,12 +300,10 @@ class TokenLedger:
                         first_length > 1
                         and not np.array_equal(buffer[start:start + first_length], self._long_firsts[request])):
                     raise _not_prefix(request)
-            for request, position, _, _ in rows:
-                self._long_firsts.pop(request, None)
-        for _, position, _, _ in rows:
-            self._state[position] = FREE
-        self.outstanding -= len(rows)
-        return [self._loadgen_ids[position] for _, position, _, _ in rows], np.array(lengths, dtype=np.int64)
+                if first_length > 1:
+                    long_ids.append(request)
+        positions = np.fromiter((position for _, position, _, _ in rows), dtype=np.int64, count=len(rows))
+        return self._commit_final(positions, long_ids), np.array(lengths, dtype=np.int64)
 
     def _is_eos(self, values: np.ndarray) -> np.ndarray:
         hit = values == self._eos_list[0]
@@ -383,7 +326,8 @@ class TokenLedger:
             lengths[row] = _trimmed_end(tokens.buffer, start, end, self.eos) - start
         return lengths
 
-    def _check_prefixes(self, tokens: TokenBatch, positions: np.ndarray, lengths: np.ndarray) -> None:
+    def _check_prefixes(self, tokens: TokenBatch, positions: np.ndarray, lengths: np.ndarray) -> list[int]:
+        """Check each final answer starts with its first tokens; returns the requests with long first payloads."""
         first_lengths = self._first_length[positions]
         mismatch = (lengths < first_lengths) | (tokens.buffer[tokens.starts] != self._first_token[positions])
         long_rows = np.flatnonzero(first_lengths > 1).tolist()
@@ -393,8 +337,7 @@ class TokenLedger:
                 mismatch[row] = True
         if mismatch.any():
             raise _not_prefix(self._first_bad(tokens, mismatch))
-        for row in long_rows:
-            del self._long_firsts[int(tokens.request_ids[row])]
+        return [int(tokens.request_ids[row]) for row in long_rows]
 
     @staticmethod
     def _first_bad(tokens: TokenBatch, bad: np.ndarray) -> int:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from conftest import run_cli
+from conftest import python_module, run_cli
 from llmkit.benchmarks import LLAMA3_1_405B, MIXTRAL_8X7B
 
 
@@ -63,3 +63,23 @@ def test_a_sample_pickle_is_refused_until_trusted_and_then_usable(tmp_path, quic
                       f"output_dir={tmp_path / 'trusted'}")
     assert trusted.returncode == 0, trusted.stderr[-2000:]
     assert (tmp_path / "trusted" / "result.json").is_file()
+
+
+def test_cli_bad_group_value_exits_2_without_traceback():
+    result = python_module("sut", "benchmark=mixtrl")
+    assert result.returncode == 2
+    assert "did you mean 'mixtral-8x7b'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_validate_one_config():
+    bad = run_cli("llmkit", "validate", "scenario=interactive")
+    assert bad.returncode == 2 and "no Interactive scenario" in bad.stdout
+    good = run_cli("llmkit", "validate", "benchmark=llama3.1-405b", "model=tiny-llama3")
+    assert good.returncode == 0 and "valid" in good.stdout
+
+
+def test_cli_unknown_command():
+    result = run_cli("llmkit", "runn")
+    assert result.returncode == 2 and "did you mean 'run'" in result.stderr

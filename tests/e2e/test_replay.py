@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import run_cli
 from test_mpi import mpirun
 
@@ -12,10 +14,12 @@ def test_replay_offline_and_server_report_engine_figures(quick, tmp_path):
     for scenario in ("offline", "server"):
         out = tmp_path / scenario
         result = run_cli("llmkit", "run", *quick, "backend=replay", f"scenario={scenario}", "scenario.target_qps=50",
-                         "backend.ttft_ms=20", "backend.tpot_ms=2", "backend.max_batch_size=4", f"output_dir={out}")
+                         "backend.ttft_ms=20", "backend.tpot_ms=2", "backend.max_batch_size=4", "system.dp=2",
+                         f"output_dir={out}")
         assert result.returncode == 0, result.stderr[-2000:]
         summary = json.loads((out / "result.json").read_text())
         engine = summary["engine"]
+        assert engine["instances"] == 2 and len(summary["placement"]["instances"]) == 2
         assert engine["tokens"] == summary["output_tokens"] and engine["tokens_per_second"] > 0
         assert engine["ttft_p99_ms"] >= 20.0  # the configured TTFT, plus any wait for one of the 4 slots
         if scenario == "server":
@@ -37,12 +41,16 @@ def test_replay_answers_score_as_the_reference_and_pass_test06(quick, tmp_path):
     assert "TEST06 verification complete" in (test06 / "TEST06" / "verify_accuracy.txt").read_text()
 
 
+@pytest.mark.mpi
 def test_replay_under_mpi(quick, tmp_path):
     out = tmp_path / "mpi"
     result = mpirun(3, *quick, "backend=replay", "system.dp=2", "scenario=server", "scenario.target_qps=50",
                     f"output_dir={out}")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads((out / "result.json").read_text())["sample_count"] > 0
+    summary = json.loads((out / "result.json").read_text())
+    assert summary["sample_count"] > 0
+    # The instances' engine figures travel from the worker ranks to rank 0.
+    assert summary["engine"]["instances"] == 2 and summary["engine"]["tokens"] == summary["output_tokens"]
 
 
 def test_latency_histogram_percentiles_within_its_bin_width():

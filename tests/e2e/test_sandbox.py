@@ -1,24 +1,30 @@
-"""Hostile MBXP answers in every language: fork bomb, infinite loop, memory hog, network, escape writes, killing
-the parent. Each program exits 0 only if its attack succeeded; every one must be contained and reported failed,
-nothing outside may be touched, and the evaluation must finish."""
+"""Hostile MBXP answers: in every language a fork bomb, an infinite loop, a memory hog, a network connection, escape
+writes and kills of the parent; in python shared memory and tmpfs files past the memory limit, filling /tmp, /dev/shm
+and the work directory past the disk cap, a host Unix socket and reads of host files. Each program exits 0 only if
+its attack succeeded; every one must be contained and reported failed, nothing outside may be touched, and the
+evaluation must finish."""
 from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 
+from evaluation.mbxp.identities import UIDS
 from evaluation.mbxp.languages import LANGUAGES, missing_runtime
 from evaluation.mbxp.runner import limits_of, run_problems
-from evaluation.mbxp.sandbox import SLOT_UID_BASE, sandbox_unavailable
+from evaluation.mbxp.sandbox import sandbox_unavailable
 from llmkit.config.schema import EvaluationConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ATTACKS = ("fork_bomb", "infinite_loop", "memory_hog", "network", "write_outside", "kill_parent")
 
-TS_PRELUDE = "declare var require: any; declare var process: any; declare var Buffer: any;\n"
+# The import makes tsc exit 2 (no @types/node), which mxeval requires of a compiled TypeScript program.
+TS_PRELUDE = ("import * as assert from 'assert';\n"
+              "declare var require: any; declare var process: any; declare var Buffer: any;\n")
 JS = {
     "fork_bomb": "const cp=require('child_process'); for(let n=0;n<1000;n++){ cp.spawn('sleep',['60'])"
                  ".on('error',()=>process.exit(1)); } setTimeout(()=>process.exit(0), 1000);",
@@ -89,9 +95,12 @@ class Listener:
     def __init__(self):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self._start()
+
+    def _start(self):
         self.sock.listen(16)
         self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
         self.connections = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -141,20 +150,22 @@ def test_hostile_programs_are_contained(tmp_path, listener):
     results = run_problems(problems, limits, workers=2, progress=False)
 
     assert len(results) == len(problems)  # the evaluation finished, the parent survived every kill attempt
+    in_private_tmp = {f"{language}_write_{place}" for (language, place), path in escapes.items()
+                      if Path("/tmp") in path.parents}
     for result in results:
-        # A write may land in the sandbox's private /tmp (a repository under /tmp appears there as a mount point's
-        # parent); what must never happen is a file on the host, checked below.
-        if "_write_" not in result.key:
+        # None of these paths exists in the sandbox's view, so a write fails, except into the sandbox's own /tmp
+        # (a home under /tmp); what must never happen is a file on the host, checked below.
+        if result.key not in in_private_tmp:
             assert not result.passed, f"{result.key} escaped the sandbox: {result.status} {result.detail}"
-    assert not any(r.passed for r in results if r.key.endswith(("_write_home",)))
     by_key = {r.key: r.status for r in results}
     for language in languages:
         assert by_key[f"{language}_infinite_loop"] == "timeout"
+    # Our own limits and kills are never taken for a signal from outside the evaluation.
+    assert not [r.key for r in results if r.status == "killed"]
     assert listener.connections == 0
     for path in escapes.values():
         assert not path.exists(), f"{path} was written from inside the sandbox"
-    leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _uid(p) in range(SLOT_UID_BASE,
-                                                                                               SLOT_UID_BASE + 2)]
+    leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _uid(p) in UIDS]
     assert not leftovers, "sandboxed processes outlived their program"
     assert os.getpid() > 0
 
@@ -210,3 +221,110 @@ def test_packages_in_a_private_directory_still_reach_the_sandbox(tmp_path, monke
                 ("javascript", "uses_lodash", lodash, "")]
     results = run_problems(problems, limits_of(EvaluationConfig(timeout_s=10)), workers=1, progress=False)
     assert [r.passed for r in results] == [True, True], results
+
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="cgroups, the size-capped work areas and the slot uids "
+                               "need root (CI runs these as root)")
+# Each exits 0 only if its attack succeeded. Limits below: 256 MB of memory; as root 64 MB of disk and 8192 files.
+ESCAPES = {
+    # Shared anonymous memory is not counted by RLIMIT_DATA.
+    "shared_mmap": "import mmap, sys\nsize = 1 << 30\nm = mmap.mmap(-1, size, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)\n"
+                   "for i in range(0, size, 4096):\n    m[i] = 1\nsys.exit(0)",
+    "write_root": "import sys\ntry:\n    open('/escaped', 'w').write('x')\nexcept OSError:\n    sys.exit(1)\n"
+                  "sys.exit(0)",
+    # Any host path outside the runtimes' binds: the checkout, /run, /home, /var.
+    "read_host": "import os, sys\nfound = []\nfor attempt in (lambda: open('REPO/README.md').read(), "
+                 "lambda: os.listdir('REPO'), lambda: os.listdir('/run'), lambda: os.listdir('/home'), "
+                 "lambda: os.listdir('/var')):\n    try:\n        found.append(attempt())\n    except OSError:\n"
+                 "        pass\nsys.exit(0 if found else 1)",
+}
+DISK_FILLS = {
+    # Files of 1 MiB (under the 16 MB file cap), 300 of them, into a RAM /tmp, /dev/shm and the work directory:
+    # the cap on their total stops them, before the memory limit would.
+    **{f"fill_{name}": "import sys\nchunk = b'x' * (1 << 20)\ntry:\n    for n in range(300):\n"
+                       f"        with open('{where}/fill-%d' % n, 'wb') as f:\n            f.write(chunk)\n"
+                       "except OSError as error:\n    print(error)\n    sys.exit(1)\nsys.exit(0)"
+       for name, where in (("tmp", "/tmp"), ("shm", "/dev/shm"), ("workdir", "."))},
+    "many_files": "import sys\ntry:\n    for n in range(20000):\n        open('f%d' % n, 'w').close()\n"
+                  "except OSError as error:\n    print(error)\n    sys.exit(1)\nsys.exit(0)",
+}
+UNIX_CONNECT = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.settimeout(2)\n"
+                "try:\n    s.connect('SOCKET')\nexcept OSError:\n    sys.exit(1)\nsys.exit(0)")
+
+
+class UnixListener(Listener):
+    """A Unix socket server on the host that anyone could connect to, were the path visible."""
+
+    def __init__(self, directory: Path):
+        self.path = directory / "listener.sock"
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(str(self.path))
+        os.chmod(directory, 0o755)
+        os.chmod(self.path, 0o777)
+        self._start()
+
+
+def test_shared_memory_host_sockets_and_host_files_are_out_of_reach():
+    # Host places outside /tmp: the checkout and /run (where we may write there).
+    directories = [Path(tempfile.mkdtemp(prefix=".sandbox-test-", dir=place)) for place in (REPO, Path("/run"))
+                   if os.access(place, os.W_OK)] or [Path(tempfile.mkdtemp(prefix="llmkit-sandbox-test-"))]
+    listeners = [UnixListener(directory) for directory in directories]
+    try:
+        problems = [("python", name, source.replace("REPO", str(REPO)), PYTHON_TEST)
+                    for name, source in ESCAPES.items()]
+        problems += [("python", f"unix_socket_{n}", UNIX_CONNECT.replace("SOCKET", str(listener.path)), PYTHON_TEST)
+                     for n, listener in enumerate(listeners)]
+        limits = limits_of(EvaluationConfig(timeout_s=10, memory_mb=256))
+        results = run_problems(problems, limits, workers=2, progress=False)
+        connections = [listener.connections for listener in listeners]
+    finally:
+        for listener in listeners:
+            listener.close()
+        for directory in directories:
+            for entry in directory.iterdir():
+                entry.unlink()
+            directory.rmdir()
+    assert len(results) == len(problems)
+    _contained(results)
+    assert connections == [0] * len(listeners)
+    assert not Path("/escaped").exists()
+
+
+def _contained(results) -> None:
+    escaped = [(r.key, r.status, r.detail) for r in results if r.passed or r.status not in ("failed", "timeout")]
+    assert not escaped, f"escaped the sandbox, or was taken for an outside kill: {escaped}"
+
+
+@ROOT_ONLY
+def test_disk_fills_stop_at_the_cap():
+    problems = [("python", name, source, PYTHON_TEST) for name, source in DISK_FILLS.items()]
+    results = run_problems(problems, limits_of(EvaluationConfig(timeout_s=10, memory_mb=512)), workers=2,
+                           progress=False)
+    _contained(results)
+    assert all("No space left on device" in r.detail for r in results), results
+
+
+@ROOT_ONLY
+def test_as_root_memory_is_limited_by_a_cgroup_and_the_work_areas_are_capped():
+    from evaluation.mbxp.pool import open_sandboxes
+
+    limits = limits_of(EvaluationConfig(timeout_s=10, memory_mb=256))
+    with open_sandboxes(2, limits) as sandboxes:
+        assert all(s.cgroups is not None for s in sandboxes), "no cgroup memory limit on this machine"
+        assert all(s.namespace_fd is not None for s in sandboxes), "the work areas are not size-capped"
+        assert len({s.uid for s in sandboxes}) == 2 and all(s.uid in UIDS for s in sandboxes)
+        sandbox = sandboxes[0]
+        hog = "import mmap\nm = mmap.mmap(-1, 1 << 30, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)\n" \
+              "for i in range(0, 1 << 30, 4096):\n    m[i] = 1\n"
+        workdir = sandbox.workdir()
+        (workdir / "hog.py").write_text(hog)
+        execution = sandbox.run(("python3", "hog.py"), workdir, 10)
+        sandbox.cleanup(workdir)
+        # Killed by the OOM killer at the cgroup limit: ours, never taken for an outside kill.
+        assert execution.out_of_memory and execution.outside_signal is None, execution
+        assert execution.returncode == 128 + 9
+        workdir = sandbox.workdir()
+        execution = sandbox.run(("sh", "-c", "df -k /tmp . /dev/shm | tail -n 3"), workdir, 10)
+        sizes = [int(line.split()[1]) for line in execution.output.splitlines()]
+        assert sizes == [limits.max_disk_mb << 10] * 3, execution.output
+        sandbox.cleanup(workdir)

@@ -5,9 +5,8 @@ import pickle
 
 import numpy as np
 
-from sut.backends.base import RequestBatch
+from sut.backends.base import RequestBatch, TokenBatch
 from sut.dispatch import Dispatcher
-from sut.tokens import TokenBatch
 
 
 class Recorder:

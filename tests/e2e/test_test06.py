@@ -92,7 +92,7 @@ def test_defective_suts_are_caught_through_real_loadgen(tmp_path, defect, benchm
     from llmkit.benchmarks import get_benchmark
 
     run = tmp_path / "run"
-    done = subprocess.run([sys.executable, str(REPO / "tests" / "defective_sut.py"), defect, benchmark, scenario,
+    done = subprocess.run([sys.executable, str(REPO / "tests" / "e2e" / "defective_sut.py"), defect, benchmark, scenario,
                            str(run)], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     entries = json.loads((run / "mlperf_log_accuracy.json").read_text())

@@ -6,7 +6,8 @@ import itertools
 import numpy as np
 import pytest
 
-from sut.tokens import MIN_OUTPUT_TOKENS, TokenAccountingError, TokenBatch, TokenLedger, as_int32
+from sut.backends.base import TokenAccountingError, TokenBatch, as_int32
+from sut.ledger import MIN_OUTPUT_TOKENS, TokenLedger
 
 EOS = frozenset({2})
 LLAMA_EOS = frozenset({128009, 128001, 128008})
@@ -182,7 +183,7 @@ def test_the_ring_keeps_its_size_over_a_long_run_and_knows_old_requests():
         rids = ledger.issue([10 * step + i for i in range(3)])
         loadgen_ids, _ = ledger.final(TokenBatch.from_pairs([(int(r), [5, 6]) for r in rids[::-1]]))
         assert loadgen_ids == [10 * step + i for i in (2, 1, 0)]
-    assert ledger._capacity == 8 and ledger.outstanding == 0
+    assert ledger.capacity == 8 and ledger.outstanding == 0
     with pytest.raises(TokenAccountingError, match="completed twice"):
         ledger.final(answer(int(first[0]), [5, 6]))  # its ring position has been reused many times since
 
@@ -192,7 +193,7 @@ def test_the_ring_grows_around_queries_still_in_flight():
     old = ledger.issue([1, 2])
     ledger.first(TokenBatch.from_pairs([(int(old[0]), [5, 9]), (int(old[1]), [5])]))
     new = ledger.issue(list(range(100, 120)))  # would overwrite the two in flight: the ring grows
-    assert ledger._capacity >= 2 * 22
+    assert ledger.capacity >= 2 * 22
     ledger.first(TokenBatch.from_pairs([(int(r), [5]) for r in new]))
     loadgen_ids, _ = ledger.final(TokenBatch.from_pairs([(int(r), [5, 6]) for r in new]))
     assert loadgen_ids == list(range(100, 120))

@@ -30,8 +30,11 @@ def accuracy_entries(run_dir):
 
 
 def test_offline_performance_is_valid_and_writes_the_run(quick, tmp_path):
-    run_dir = run_benchmark_cli(quick + [f"output_dir={tmp_path / 'offline'}"])
+    # Two hf instances in this one process.
+    run_dir = run_benchmark_cli(quick + ["system.dp=2", f"output_dir={tmp_path / 'offline'}"])
     result = json.loads((run_dir / "result.json").read_text())
+    assert result["placement"] == {"mode": "one process", "world_size": 1, "instances": [
+        {"index": 0, "ranks": [0], "devices": ["cpu"]}, {"index": 1, "ranks": [0], "devices": ["cpu"]}]}
     assert result["valid"] is True and result["validity"] == "VALID"
     assert result["scenario"] == "Offline" and result["mode"] == "performance"
     assert result["tokens_per_second"] > 0 and result["samples_per_second"] > 0
@@ -52,9 +55,8 @@ def test_server_reports_first_tokens(quick, tmp_path):
     assert result["scenario"] == "Server"
     assert result["ttft_p99_ms"] is not None and result["ttft_p99_ms"] > 0
     assert result["tpot_p99_ms"] is not None and result["tpot_p99_ms"] > 0
-    assert result["ttft_p99_ms"] < 2000
-    if not result["valid"]:
-        assert result["invalid_reason"]
+    # A smoke run's few dozen queries cannot bound a p99: loadgen's early stopping says so.
+    assert result["valid"] is False and "early stopping" in result["invalid_reason"]
 
 
 def test_accuracy_run_answers_every_sample_once_with_token_counts(quick, tmp_path):

@@ -1,6 +1,6 @@
 """A deliberately defective SUT run through the real loadgen with TEST06's audit.config (used by test_test06).
 
-python tests/defective_sut.py DEFECT BENCHMARK SCENARIO OUTDIR
+python tests/e2e/defective_sut.py DEFECT BENCHMARK SCENARIO OUTDIR
 """
 from __future__ import annotations
 

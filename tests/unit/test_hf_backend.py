@@ -6,15 +6,16 @@ import threading
 import numpy as np
 
 from llmkit.benchmarks import MIXTRAL_8X7B
-from llmkit.config.schema import BackendConfig, BackendName, SystemConfig
+from llmkit.config.backends import HFBackendConfig
+from llmkit.config.schema import DatasetConfig, SystemConfig
 from llmkit.data.sample import sample_frame
 from sut.backends.base import BackendSpec, RequestBatch
 from sut.backends.hf import HFBackend
 
 
 def spec(artifacts, **backend) -> BackendSpec:
-    return BackendSpec(BackendConfig(name=BackendName.hf, **backend), SystemConfig(name="cpu"),
-                       str(artifacts / "models" / "tiny-mixtral"))
+    return BackendSpec(HFBackendConfig(**backend), SystemConfig(name="cpu"), MIXTRAL_8X7B.name,
+                       DatasetConfig(name="sample"), str(artifacts / "models" / "tiny-mixtral"))
 
 
 def test_streams_first_tokens_then_finals_within_batch_limit(artifacts):

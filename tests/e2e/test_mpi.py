@@ -1,0 +1,65 @@
+"""`mpirun -n N python -m sut`: loadgen on rank 0, backend instances placed on the other ranks (sut/placement.py)."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+
+import pytest
+
+from conftest import BIN, run_cli
+
+pytestmark = pytest.mark.mpi
+
+MPIRUN = [str(BIN / "mpirun") if (BIN / "mpirun").exists() else (shutil.which("mpirun") or "mpirun"),
+          "--allow-run-as-root", "--oversubscribe"]
+
+
+def mpirun(n: int, *args: str, env: dict | None = None, timeout: float = 240):
+    extra = [item for key in (env or {}) for item in ("-x", key)]
+    return run_cli(*MPIRUN, *extra, "-np", str(n), sys.executable, "-m", "sut", *args, env=env, timeout=timeout)
+
+
+def test_two_worker_ranks_host_two_hf_instances_each(quick, tmp_path):
+    out = tmp_path / "mpi-run"
+    result = mpirun(3, *quick, "system.dp=4", "scenario=server", "scenario.target_qps=20", f"output_dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[rank 1]" in result.stderr and "[rank 2]" in result.stderr
+    assert "on 4 backend instance(s)" in result.stderr
+    summary = json.loads((out / "result.json").read_text())
+    assert summary["sample_count"] > 0 and summary["ttft_p99_ms"] > 0
+    placement = summary["placement"]
+    assert placement["mode"] == "instances per rank" and placement["world_size"] == 3
+    assert [i["ranks"] for i in placement["instances"]] == [[1], [1], [2], [2]]
+    # Only rank 0 writes: exactly one run directory, nothing else under tmp_path/runs.
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_replay_instance_spans_two_ranks_and_only_its_leader_is_fed(quick, tmp_path):
+    out = tmp_path / "leader"
+    result = mpirun(3, *quick, "backend=replay", "system.tp=2", "scenario=server", "scenario.target_qps=50",
+                    "backend.ttft_ms=5", "backend.tpot_ms=1", f"output_dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rank 2 participates in instance 0 led by rank 1" in result.stderr
+    summary = json.loads((out / "result.json").read_text())
+    assert summary["placement"]["mode"] == "instances spanning ranks"
+    assert summary["placement"]["instances"] == [{"index": 0, "ranks": [1, 2], "devices": ["cpu", "cpu"]}]
+    # The engine figures come back from the leader rank under mpirun too.
+    assert summary["engine"]["instances"] == 1 and summary["engine"]["tokens"] == summary["output_tokens"]
+
+
+def test_rank_count_that_does_not_add_up_names_the_launches_that_fit(quick):
+    result = mpirun(3, *quick)  # one hf instance: two worker ranks cannot share it
+    assert result.returncode != 0
+    assert "the launcher started 3 ranks" in result.stderr and "launch -n 2 (one rank per instance)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_dying_rank_ends_the_job_with_the_rank_named(quick, tmp_path):
+    result = mpirun(3, *quick, "system.dp=2", f"output_dir={tmp_path / 'dead'}",
+                    env={"LLMKIT_TEST_KILL_RANK": "1"}, timeout=120)
+    assert result.returncode != 0
+    # mpirun ends the job and names the process that died: [<job>,<rank>], with the exit code the rank died of.
+    assert re.search(r"Process name: \[\S+,1\]\s+Exit code:\s+9", result.stderr), result.stderr[-2000:]
+    assert not (tmp_path / "dead" / "result.json").exists()
