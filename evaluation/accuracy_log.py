@@ -55,17 +55,25 @@ def _looks_like_int64(answers: list[LoggedAnswer]) -> bool:
     return bool(candidates) and all(ids.size % 2 == 0 and not ids[1::2].any() for ids in candidates)
 
 
-def read_accuracy_log(path: Path, dataset_size: int, vocab_size: int) -> AccuracyLog:
+def log_entries(path: Path, missing: str, empty: str) -> list:
+    """The entries of a loadgen accuracy log; `missing` and `empty` say what to do when it is absent or empty."""
     if not path.is_file():
-        raise UserError(f"{path} does not exist; evaluate a run made with mode=accuracy")
+        raise UserError(f"{path} does not exist; {missing}")
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise UserError(f"{path} is not complete JSON ({error.msg} at line {error.lineno}); was the run cut short?") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text; is it a loadgen accuracy log?") from None
     if not isinstance(entries, list):
         raise UserError(f"{path} is not a list of loadgen accuracy entries")
     if not entries:
-        raise UserError(f"{path} has no entries; the accuracy run answered nothing")
+        raise UserError(f"{path} has no entries; {empty}")
+    return entries
+
+
+def read_accuracy_log(path: Path, dataset_size: int, vocab_size: int) -> AccuracyLog:
+    entries = log_entries(path, "evaluate a run made with mode=accuracy", "the accuracy run answered nothing")
     seen: set[int] = set()
     answers = []
     for number, entry in enumerate(entries):

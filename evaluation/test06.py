@@ -10,7 +10,6 @@ TEST06/accuracy/.
 """
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.accuracy_log import int32_payload
+from evaluation.accuracy_log import int32_payload, log_entries
 from llmkit.benchmarks import Benchmark, Scenario, get_benchmark
 from llmkit.config.schema import RunConfig
 from llmkit.errors import UserError
@@ -78,14 +77,8 @@ def verify_entries(entries: list[dict], eos_ids: frozenset[int], streaming: bool
 
 def verify_log(log_path: Path, benchmark: Benchmark, scenario: Scenario, output_dir: Path) -> Test06Result:
     """Verify `log_path` and write `output_dir`/verify_accuracy.txt and `output_dir`/accuracy/<the log>."""
-    if not log_path.is_file():
-        raise UserError(f"{log_path} does not exist; run the TEST06 run first (llmkit test06 ...)")
-    try:
-        entries = json.loads(log_path.read_text())
-    except json.JSONDecodeError as error:
-        raise UserError(f"{log_path} is not complete JSON ({error.msg}); was the run cut short?") from None
-    if not isinstance(entries, list) or not entries:
-        raise UserError(f"{log_path} holds no sampled answers; TEST06 needs the log of a run with its audit.config")
+    entries = log_entries(log_path, "run the TEST06 run first (llmkit test06 ...)",
+                          "TEST06 needs the log of a run with its audit.config")
     if (output_dir / VERIFY_FILE).exists():
         raise UserError(f"{output_dir / VERIFY_FILE} exists and is never overwritten; verify into another directory")
     result = verify_entries(entries, frozenset(benchmark.eos_ids), scenario.streams_first_token)

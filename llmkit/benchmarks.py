@@ -75,8 +75,7 @@ class Benchmark:
     calibration_columns: tuple[str, ...]
     min_new_tokens: int
     max_new_tokens: int
-    max_input_len: int
-    max_seq_len: int
+    max_input_len: int  # the longest prompt the published engines are built for
     scenarios: tuple[Scenario, ...]
     # A closed datacenter submission must hold each of `required_scenarios` and, when given, one of
     # `one_of_scenarios` (the submission checker's required and optional scenario tables).
@@ -101,6 +100,11 @@ class Benchmark:
     @property
     def eos_id(self) -> int:
         return self.eos_ids[0]
+
+    @property
+    def max_seq_len(self) -> int:
+        """The longest sequence a request can reach: the longest prompt and every new token (3072 and 22000)."""
+        return self.max_input_len + self.max_new_tokens
 
     @property
     def tokens_per_sample_bounds(self) -> tuple[float, float]:
@@ -142,7 +146,6 @@ MIXTRAL_8X7B = Benchmark(
     min_new_tokens=2,
     max_new_tokens=1024,
     max_input_len=2048,
-    max_seq_len=3072,
     scenarios=(Scenario.Offline, Scenario.Server),
     required_scenarios=(Scenario.Offline, Scenario.Server),
     loadgen_model_name="mixtral-8x7b",
@@ -178,7 +181,6 @@ LLAMA3_1_405B = Benchmark(
     min_new_tokens=2,
     max_new_tokens=2000,
     max_input_len=20000,
-    max_seq_len=22000,
     scenarios=(Scenario.Offline, Scenario.Server, Scenario.Interactive),
     required_scenarios=(Scenario.Offline,),
     one_of_scenarios=(Scenario.Server, Scenario.Interactive),

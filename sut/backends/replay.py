@@ -3,18 +3,17 @@
 Each instance has `max_batch_size` slots. A request waits for a free slot, then its first token comes `ttft_ms`
 later and each further token `tpot_ms` after that; the slot frees with the last token. The answer is the row's
 `tok_ref_output`, else its tokenized `gt_output` (llama3.1-405b has no reference token ids), so an accuracy run
-scores the reference's own answers and TEST06 passes. All answers live in one int32 buffer, so a batch of
-answers is a TokenBatch of pointers into it. One scheduler thread per instance keeps a heap of due events and
-delivers every event that is due in one batch; with no delays at all it answers each submitted batch whole.
+scores the reference's own answers and TEST06 passes. All answers live in one int32 buffer, shared by a process's
+instances, so a batch of answers is a TokenBatch of pointers into it. One scheduler thread serves every instance of a
+process (replay_scheduler.py) and delivers every event that is due in one batch; with no delays at all it answers
+each submitted batch whole.
 """
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
-import threading
 import time
 from collections import deque
+from dataclasses import astuple
 
 import numpy as np
 
@@ -22,24 +21,41 @@ from llmkit.benchmarks import Benchmark
 from llmkit.config.schema import RunConfig
 from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenBatch, TokenCallback
 from sut.backends.latency import LatencyHistogram
+from sut.backends.replay_scheduler import FINAL, FIRST, Scheduler
 
 log = logging.getLogger(__name__)
 
-FIRST, FINAL = 0, 1
-# The scheduler never sleeps less than this: events due meanwhile go out together (at most this late), as an
-# engine's iteration would deliver them, instead of one wake-up per event.
-MIN_WAIT_S = 0.001
+class AnswerTable:
+    """Every row's answer in one int32 buffer, with each row's start and length in it."""
+
+    def __init__(self, buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
+        self.buffer, self.starts, self.lengths = buffer, starts, lengths
+        self.address = buffer.ctypes.data
+
+    def batch(self, events: list[tuple[int, int, int]]) -> TokenBatch:
+        """(request id, start, length) events as one TokenBatch pointing into the buffer."""
+        ids, starts, lengths = np.array(events, dtype=np.int64).T
+        return TokenBatch(ids, self.buffer, starts, lengths, self.address)
 
 
-def reference_answers(spec: BackendSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every row's answer (at least 2 tokens, at most one trailing EOS) as one int32 buffer, with each row's start
-    and length in it."""
+_TABLES: dict[tuple, AnswerTable] = {}
+
+
+def reference_answers(spec: BackendSpec) -> AnswerTable:
+    """Every row's answer (at least 2 tokens, at most one trailing EOS): made once per process and dataset."""
+    key = (spec.benchmark, *astuple(spec.dataset))
+    if key not in _TABLES:
+        _TABLES[key] = _answers(spec.benchmark, spec.dataset)
+    return _TABLES[key]
+
+
+def _answers(benchmark_name: str, dataset) -> AnswerTable:
     from llmkit.benchmarks import get_benchmark
     from llmkit.data.datasets import load_dataset
     from llmkit.tokenizers import bundled_tokenizer_file, load_tokenizer
 
-    benchmark = get_benchmark(spec.benchmark)
-    frame = load_dataset(spec.dataset, benchmark).frame
+    benchmark = get_benchmark(benchmark_name)
+    frame = load_dataset(dataset, benchmark).frame
     tokenizer = load_tokenizer(bundled_tokenizer_file(benchmark.tokenizer))
     eos = set(benchmark.eos_ids)
     answers = []
@@ -54,7 +70,7 @@ def reference_answers(spec: BackendSpec) -> tuple[np.ndarray, np.ndarray, np.nda
             ids = tokenizer.encode(" .")[-1:] + [benchmark.eos_id]
         answers.append((len(answers), ids))
     table = TokenBatch.from_pairs(answers)  # one buffer, row i's answer at starts[i]
-    return table.buffer, table.starts, table.lengths
+    return AnswerTable(table.buffer, table.starts, table.lengths)
 
 
 class EngineStats:
@@ -114,32 +130,33 @@ class ReplayBackend:
         self.slots = spec.backend.max_batch_size
         self.ttft = spec.backend.ttft_ms / 1e3
         self.tpot = spec.backend.tpot_ms / 1e3
+        self.instant = self.ttft == 0 and self.tpot == 0
         self._waiting: deque[tuple[float, RequestBatch]] = deque()
-        self._condition = threading.Condition()
         self._pending = 0
-        self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._free = self.slots
+        self.first_sent: dict[int, float] = {}  # request id -> when its first token actually went out
         self.engine = EngineStats()
+        self._scheduler: Scheduler | None = None
 
+    # the Backend protocol ------------------------------------------------------------------------------
     def start(self, on_first: TokenCallback, on_final: TokenCallback, on_error: ErrorCallback) -> None:
-        self.buffer, self.starts, self.lengths = reference_answers(self.spec)
-        self.address = self.buffer.ctypes.data
-        self._on_first, self._on_final, self._on_error = on_first, on_final, on_error
-        self._thread = threading.Thread(target=self._serve, name=f"replay-{self.spec.instance}", daemon=True)
-        self._thread.start()
+        self.table = reference_answers(self.spec)
+        self.callbacks = (on_first, on_final, self.table)
+        self._on_error = on_error
+        self._scheduler = Scheduler.join(self)
         log.info("replay backend instance %d ready: %d slots, TTFT %.1f ms, TPOT %.1f ms", self.spec.instance,
                  self.slots, self.ttft * 1e3, self.tpot * 1e3)
 
     def submit(self, batch: RequestBatch) -> None:
         now = time.perf_counter()
-        with self._condition:
+        with self._scheduler.condition:
             self._pending += len(batch)
             self._waiting.append((now, batch))
             if self.engine.first_submit is None:
                 self.engine.first_submit = now
             if len(batch):
                 self.engine.last_submit, self.engine.last_submitted_id = now, int(batch.request_ids[-1])
-            self._condition.notify()
+            self._scheduler.wake()
 
     def pending(self) -> int:
         return self._pending
@@ -148,116 +165,74 @@ class ReplayBackend:
         return self.engine.summary()
 
     def stop(self) -> None:
-        with self._condition:
-            self._stopping = True
-            self._condition.notify()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._scheduler is not None:
+            Scheduler.leave(self)
+            self._scheduler = None
 
-    def _serve(self) -> None:
-        try:
-            self._loop()
-        except Exception as error:  # the engine thread must report, never die silently
-            log.exception("replay backend instance %d failed", self.spec.instance)
-            self._on_error(None, f"replay backend instance {self.spec.instance} failed: {type(error).__name__}: {error}")
+    # called by the scheduler -------------------------------------------------------------------------
+    def fail(self, message: str) -> None:
+        self._on_error(None, f"replay backend instance {self.spec.instance}: {message}")
+
+    def has_waiting(self) -> bool:
+        return bool(self._waiting)
+
+    def take_waiting(self) -> deque[tuple[float, RequestBatch]]:
+        """Everything waiting (with the condition held); the pending count falls as it is answered."""
+        waiting, self._waiting = self._waiting, deque()
+        self._pending -= sum(len(batch) for _, batch in waiting)
+        return waiting
 
     def _answers(self, batch: RequestBatch) -> tuple[np.ndarray, np.ndarray]:
         """Where each request's answer starts in the buffer and how long it is (cut at max_new_tokens)."""
-        return self.starts[batch.rows], np.minimum(self.lengths[batch.rows], batch.max_new_tokens)
+        return self.table.starts[batch.rows], np.minimum(self.table.lengths[batch.rows], batch.max_new_tokens)
 
-    def _loop(self) -> None:
-        heap: list = []
-        first_sent: dict[int, float] = {}  # request id -> when its first token actually went out
-        order = itertools.count()
-        free = self.slots
-        while True:
-            with self._condition:
-                now = time.perf_counter()
-                if self.ttft == 0 and self.tpot == 0 and self._waiting and not heap:
-                    self._complete_now(now)  # an instant engine needs no schedule
-                    continue
-                while free and self._waiting:
-                    free -= self._admit(heap, order, free, now)
-                if not heap:
-                    if self._stopping:
-                        return
-                    self._condition.wait()
-                    continue
-                delay = heap[0][0] - now
-                if delay > 0:
-                    self._condition.wait(timeout=max(delay, MIN_WAIT_S))
-                    continue
-            firsts, finals = [], []
-            now = time.perf_counter()
-            while heap and heap[0][0] <= now:
-                _, _, kind, request_id, start, length, submitted, first_at = heapq.heappop(heap)
-                if kind == FIRST:
-                    firsts.append((request_id, start, 1))
-                    first_sent[request_id] = now
-                else:
-                    finals.append((request_id, start, length))
-                    self._record(length, submitted, first_sent.pop(request_id, first_at), now)
-                    if request_id == self.engine.last_submitted_id:
-                        self.engine.last_submitted_done = now
-            free += len(finals)
-            if firsts:
-                self._on_first(self._token_batch(firsts))
-            if finals:
-                with self._condition:
-                    self._pending -= len(finals)
-                self._on_final(self._token_batch(finals))
+    def admit(self, scheduler: Scheduler, now: float) -> None:
+        """Start waiting requests in free slots (with the condition held)."""
+        while self._free and self._waiting:
+            submitted, batch = self._waiting[0]
+            if len(batch) > self._free:
+                self._waiting[0] = (submitted, batch.take(slice(self._free, None)))
+                batch = batch.take(slice(0, self._free))
+            else:
+                self._waiting.popleft()
+            self._free -= len(batch)
+            starts, lengths = self._answers(batch)
+            first_at = now + self.ttft
+            for request_id, start, length in zip(batch.request_ids.tolist(), starts.tolist(), lengths.tolist()):
+                if batch.stream:
+                    scheduler.push(first_at, FIRST, self, request_id, start, length, submitted, first_at)
+                scheduler.push(first_at + (length - 1) * self.tpot, FINAL, self, request_id, start, length, submitted,
+                               first_at)
 
-    def _admit(self, heap: list, order, free: int, now: float) -> int:
-        """Start up to `free` waiting requests (called with the condition held); returns how many started."""
-        submitted, batch = self._waiting[0]
-        if len(batch) > free:
-            self._waiting[0] = (submitted, batch.take(slice(free, None)))
-            batch = batch.take(slice(0, free))
-        else:
-            self._waiting.popleft()
-        starts, lengths = self._answers(batch)
-        first_at = now + self.ttft
-        for request_id, start, length in zip(batch.request_ids.tolist(), starts.tolist(), lengths.tolist()):
-            if batch.stream:
-                heapq.heappush(heap, (first_at, next(order), FIRST, request_id, start, length, submitted, first_at))
-            heapq.heappush(heap, (first_at + (length - 1) * self.tpot, next(order), FINAL, request_id, start, length,
-                                  submitted, first_at))
-        return len(batch)
-
-    def _token_batch(self, events: list[tuple[int, int, int]]) -> TokenBatch:
-        ids, starts, lengths = np.array(events, dtype=np.int64).T
-        return TokenBatch(ids, self.buffer, starts, lengths, self.address)
-
-    def _complete_now(self, now: float) -> None:
-        """Answer everything waiting in one batch (called with the condition held; delivers after releasing it)."""
-        waiting, self._waiting = self._waiting, deque()
-        self._pending -= sum(len(batch) for _, batch in waiting)
-        self._condition.release()
-        try:
-            stats, parts = self.engine, []
-            for submitted, batch in waiting:
-                starts, lengths = self._answers(batch)
-                parts.append((batch.request_ids, starts, lengths))
-                stats.tokens += int(lengths.sum())
-                stats.ttft.add(now - submitted, len(batch))
-                stats.tpot.add(0.0, int((lengths > 1).sum()))
-                if len(batch) and int(batch.request_ids[-1]) == stats.last_submitted_id:
-                    stats.last_submitted_done = now
-            stats.last_final = now
-            ids, starts, lengths = parts[0] if len(parts) == 1 else (np.concatenate(a) for a in zip(*parts))
-            if waiting[0][1].stream:
-                self._on_first(TokenBatch(ids, self.buffer, starts, np.ones_like(lengths), self.address))
-            self._on_final(TokenBatch(ids, self.buffer, starts, lengths, self.address))
-        finally:
-            self._condition.acquire()
-
-    def _record(self, length: int, submitted: float, first_at: float, now: float) -> None:
-        """The engine's own view of one request: TTFT from its submit() (slot queueing included) to its first
-        token, TPOT from there to the last, as the engine delivered them."""
+    def record(self, request_id: int, length: int, submitted: float, first_at: float, now: float) -> None:
+        """The engine's own view of one finished request: TTFT from its submit() (slot queueing included) to its
+        first token, TPOT from there to the last, as the engine delivered them; its slot frees."""
         stats = self.engine
+        first_at = self.first_sent.pop(request_id, first_at)
         stats.tokens += length
         stats.last_final = now
         stats.ttft.add(first_at - submitted)
         if length > 1:
             stats.tpot.add((now - first_at) / (length - 1))
+        if request_id == stats.last_submitted_id:
+            stats.last_submitted_done = now
+        self._free += 1
+        self._pending -= 1
+
+    def complete_now(self, waiting: deque[tuple[float, RequestBatch]], now: float) -> None:
+        """Answer everything that was waiting in one batch (an instant engine; without the condition held)."""
+        stats, parts = self.engine, []
+        for submitted, batch in waiting:
+            starts, lengths = self._answers(batch)
+            parts.append((batch.request_ids, starts, lengths))
+            stats.tokens += int(lengths.sum())
+            stats.ttft.add(now - submitted, len(batch))
+            stats.tpot.add(0.0, int((lengths > 1).sum()))
+            if len(batch) and int(batch.request_ids[-1]) == stats.last_submitted_id:
+                stats.last_submitted_done = now
+        stats.last_final = now
+        ids, starts, lengths = parts[0] if len(parts) == 1 else (np.concatenate(a) for a in zip(*parts))
+        on_first, on_final, table = self.callbacks
+        if waiting[0][1].stream:
+            on_first(TokenBatch(ids, table.buffer, starts, np.ones_like(lengths), table.address))
+        on_final(TokenBatch(ids, table.buffer, starts, lengths, table.address))

@@ -25,8 +25,6 @@ def test_two_worker_ranks_host_two_hf_instances_each(quick, tmp_path):
     out = tmp_path / "mpi-run"
     result = mpirun(3, *quick, "system.dp=4", "scenario=server", "scenario.target_qps=20", f"output_dir={out}")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "[rank 1]" in result.stderr and "[rank 2]" in result.stderr
-    assert "on 4 backend instance(s)" in result.stderr
     summary = json.loads((out / "result.json").read_text())
     assert summary["sample_count"] > 0 and summary["ttft_p99_ms"] > 0
     placement = summary["placement"]
@@ -41,7 +39,6 @@ def test_a_replay_instance_spans_two_ranks_and_only_its_leader_is_fed(quick, tmp
     result = mpirun(3, *quick, "backend=replay", "system.tp=2", "scenario=server", "scenario.target_qps=50",
                     "backend.ttft_ms=5", "backend.tpot_ms=1", f"output_dir={out}")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "rank 2 participates in instance 0 led by rank 1" in result.stderr
     summary = json.loads((out / "result.json").read_text())
     assert summary["placement"]["mode"] == "instances spanning ranks"
     assert summary["placement"]["instances"] == [{"index": 0, "ranks": [1, 2], "devices": ["cpu", "cpu"]}]
