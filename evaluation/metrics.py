@@ -168,10 +168,12 @@ def mixtral_mbxp(predictions: list[Prediction], config: EvaluationConfig) -> Sco
                    for lang in languages}
     skipped = sorted({r.language for r in results if r.status == "not_evaluated"})
     reasons = ["not evaluated: " + "; ".join(f"{lang} ({unavailable[lang]})" for lang in skipped)] if skipped else []
-    killed = [r.key for r in results if r.status == "killed"]
-    if killed:
-        reasons.append(f"{len(killed)} program(s) killed twice by a signal from outside the evaluation "
-                       f"({', '.join(killed[:5])}{', ...' if len(killed) > 5 else ''}); evaluate again")
+    for status, why in (("killed", "killed twice by a signal from outside the evaluation"),
+                        ("error", "not run: the evaluator failed (see the log)")):
+        keys = [r.key for r in results if r.status == status]
+        if keys:
+            reasons.append(f"{len(keys)} program(s) {why} ({', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''}); "
+                           "evaluate again")
     return Scores({"mbxp": 100.0 * sum(r.passed for r in results) / len(results)},
                   details={"mbxp_by_language": by_language, "mbxp_results": [asdict(r) for r in results]},
                   incomplete={"mbxp": "; ".join(reasons)} if reasons else {})

@@ -38,8 +38,15 @@ def run_pipeline(cfg: RunConfig) -> Path:
     )
     refuse_existing_run(root)
     summary = []
-    user = task_overrides({"scenario", "mode", "output_dir", "evaluation.run_dir", "submission.pipeline_dir",
-                           "submission.output_dir"})
+    everything = task_overrides(set())
+    for override in everything:
+        if override.split("=", 1)[0].lstrip("+~") in ("scenario", "mode"):
+            raise UserError(f"'{override}' has no effect on llmkit pipeline, which runs Offline and Server in both "
+                            "modes itself; drop it (scenario.* settings still apply)")
+    user = task_overrides({"output_dir", "evaluation.run_dir", "submission.pipeline_dir", "submission.output_dir"})
+    # The evaluation and packaging steps take only their own settings (they read each run's config).
+    evaluation = [o for o in user if o.split("=", 1)[0].startswith("evaluation.")]
+    submission = [o for o in user if o.split("=", 1)[0].startswith("submission.")]
     for scenario in SCENARIOS:
         name = scenario.value.lower()
         performance, accuracy, test06 = (root / f"{name}-{kind}" for kind in ("performance", "accuracy", "test06"))
@@ -48,14 +55,14 @@ def run_pipeline(cfg: RunConfig) -> Path:
         _run_step(f"{scenario.value} accuracy", [
             "-m", "sut", *user, f"scenario={name}", "mode=accuracy", f"output_dir={accuracy}"])
         _run_step(f"{scenario.value} evaluation", [
-            "-m", "evaluation", "accuracy", *user, f"evaluation.run_dir={accuracy}"])
+            "-m", "evaluation", "accuracy", *evaluation, f"evaluation.run_dir={accuracy}"])
         _run_step(f"{scenario.value} TEST06", [
             "-m", "evaluation", "test06", *user, f"scenario={name}", f"output_dir={test06}"])
         for step, run_dir in (("performance", performance), ("accuracy", accuracy), ("TEST06", test06)):
             result = json.loads((run_dir / "result.json").read_text())
             summary.append({"step": f"{scenario.value} {step}", "run_dir": str(run_dir), **result})
     tree = root / "submission"
-    _run_step("package", ["-m", "evaluation", "package", *user, f"submission.pipeline_dir={root}",
+    _run_step("package", ["-m", "evaluation", "package", *submission, f"submission.pipeline_dir={root}",
                           f"submission.output_dir={tree}"])
     (root / "pipeline.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_summary(cfg, summary, root, tree)

@@ -55,19 +55,41 @@ def instance_spec(spec: BackendSpec, place: InstancePlace) -> BackendSpec:
 
 
 class RemoteInstance:
-    """Rank 0's handle on one backend instance hosted by a worker rank."""
+    """Rank 0's handle on one backend instance hosted by a worker rank. Each count has one writer: `submitted` the
+    thread that dispatches, `completed` the pump thread."""
 
     def __init__(self, place: InstancePlace, outbox: queue.Queue):
         self.place = place
         self._outbox = outbox
-        self.outstanding = 0
+        self.submitted = 0
+        self.completed = 0
 
     def submit(self, batch: RequestBatch) -> None:
-        self.outstanding += len(batch)
+        self.submitted += len(batch)
         self._outbox.put((self.place.host, self.place.index, batch.detached()))
 
     def pending(self) -> int:
-        return self.outstanding
+        return self.submitted - self.completed
+
+
+class Sends:
+    """Sends that never block the pump: a large message waits for its receiver while the pump keeps receiving (a
+    blocking send both ways at once would deadlock two ranks)."""
+
+    def __init__(self, comm):
+        self.comm = comm
+        self._open: list = []
+
+    def send(self, message, dest: int, tag: int) -> None:
+        self._open.append(self.comm.isend(message, dest=dest, tag=tag))
+
+    def progress(self) -> None:
+        self._open = [request for request in self._open if not request.test()[0]]
+
+    def wait(self) -> None:
+        for request in self._open:
+            request.wait()
+        self._open = []
 
 
 class Coordinator:
@@ -76,6 +98,7 @@ class Coordinator:
     def __init__(self, placement: Placement, on_first: TokenCallback, on_final: TokenCallback,
                  on_error: ErrorCallback):
         self.comm = comm_world()
+        self._sends = Sends(self.comm)
         self.placement = placement
         self._outbox: queue.Queue = queue.Queue()
         self.instances = [RemoteInstance(place, self._outbox) for place in placement.instances]
@@ -104,11 +127,12 @@ class Coordinator:
             busy = False
             while not self._outbox.empty():
                 rank, index, requests = self._outbox.get_nowait()
-                self.comm.send((index, requests), dest=rank, tag=TAG_REQUESTS)
+                self._sends.send((index, requests), dest=rank, tag=TAG_REQUESTS)
                 busy = True
             while self.comm.iprobe(source=MPI.ANY_SOURCE, tag=TAG_EVENTS, status=status):
                 self._deliver(self.comm.recv(source=status.Get_source(), tag=TAG_EVENTS))
                 busy = True
+            self._sends.progress()
             if not busy:
                 time.sleep(IDLE_SLEEP_S)
 
@@ -117,21 +141,33 @@ class Coordinator:
             if kind == EVENT_FIRST:
                 self._on_first(payload)
             elif kind == EVENT_FINAL:
-                self._by_index[index].outstanding -= len(payload)
+                self._by_index[index].completed += len(payload)
                 self._on_final(payload)
             elif kind == EVENT_ERROR:
                 self._on_error(None, f"rank {rank}, instance {index}: {payload}")
 
     def stop(self) -> list[dict]:
-        """Stop every worker rank; returns the engine figures the hosted instances report."""
+        """Stop every worker rank; returns the engine figures the hosted instances report. Events still arriving
+        meanwhile are received (and dropped), so that no worker stays blocked sending them."""
+        from mpi4py import MPI
+
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         for rank in range(1, self.comm.Get_size()):
-            self.comm.send(None, dest=rank, tag=TAG_STOP)
+            self._sends.send(None, dest=rank, tag=TAG_STOP)
         stats: list[dict] = []
-        for rank in self._hosts:
-            stats += self.comm.recv(source=rank, tag=TAG_STATS)
+        waiting, status = set(self._hosts), MPI.Status()
+        while waiting:
+            if self.comm.iprobe(source=MPI.ANY_SOURCE, tag=TAG_STATS, status=status):
+                waiting.discard(status.Get_source())
+                stats += self.comm.recv(source=status.Get_source(), tag=TAG_STATS)
+            elif self.comm.iprobe(source=MPI.ANY_SOURCE, tag=TAG_EVENTS, status=status):
+                self.comm.recv(source=status.Get_source(), tag=TAG_EVENTS)
+            else:
+                self._sends.progress()
+                time.sleep(IDLE_SLEEP_S)
+        self._sends.wait()
         return stats
 
 
@@ -164,13 +200,15 @@ def serve_worker(spec: BackendSpec, placement: Placement, create_backend: Callab
     comm.send((EVENT_READY, rank, None, None), dest=0, tag=TAG_EVENTS)
     if os.environ.get(KILL_RANK_ENV) == str(rank):
         os._exit(9)
-    _pump_worker(comm, backends, events)
+    sends = Sends(comm)
+    _pump_worker(comm, sends, backends, events)
     for backend in backends.values():
         backend.stop()
+    sends.wait()
     comm.send([s for backend in backends.values() if (s := backend.stats()) is not None], dest=0, tag=TAG_STATS)
 
 
-def _pump_worker(comm, backends: dict[int, Backend], events: queue.Queue) -> None:
+def _pump_worker(comm, sends: Sends, backends: dict[int, Backend], events: queue.Queue) -> None:
     from mpi4py import MPI
 
     status = MPI.Status()
@@ -187,7 +225,8 @@ def _pump_worker(comm, backends: dict[int, Backend], events: queue.Queue) -> Non
         while not events.empty():
             batch.append(events.get_nowait())
         if batch:
-            comm.send(batch, dest=0, tag=TAG_EVENTS)
+            sends.send(batch, dest=0, tag=TAG_EVENTS)
             busy = True
+        sends.progress()
         if not busy:
             time.sleep(IDLE_SLEEP_S)

@@ -64,8 +64,8 @@ def _devices(system: SystemConfig, first: int, count: int) -> tuple[str, ...]:
 
 def _check_fits(system: SystemConfig, needed: int, where: str) -> None:
     if system.device is Device.cuda and needed > system.devices_per_node:
-        raise UserError(f"{where} needs {needed} GPUs but system.devices_per_node={system.devices_per_node}; lower "
-                        "system.dp or system.tp x system.pp, or launch more ranks")
+        raise UserError(f"{where} needs {needed} GPUs on a node but system.devices_per_node={system.devices_per_node}; "
+                        "lower system.dp or system.tp x system.pp, or spread the instances over more nodes and ranks")
 
 
 def _fitting_launches(system: SystemConfig, spans_ranks: bool) -> str:
@@ -86,18 +86,28 @@ def place(system: SystemConfig, world_size: int, spans_ranks: bool) -> Placement
         return Placement(PlacementMode.process, 1, tuple(
             InstancePlace(k, (0,), _devices(system, k * per, per)) for k in range(dp)))
     workers = world_size - 1
+    if system.device is Device.cuda and dp * per > system.devices_per_node * system.nodes:
+        raise UserError(f"system.dp={dp} instances of tp x pp = {per} need {dp * per} GPUs but the system has "
+                        f"{system.devices_per_node} x {system.nodes} nodes; lower system.dp or add nodes")
+    if workers % system.nodes:
+        raise UserError(f"the launcher started {workers} worker ranks, which do not spread evenly over "
+                        f"system.nodes={system.nodes}; launch {_fitting_launches(system, spans_ranks)}")
+    ranks_per_node = workers // system.nodes
     if spans_ranks and per > 1 and workers == dp * per:
-        local = system.devices_per_node or 1
         instances = tuple(InstancePlace(
             k, tuple(range(1 + k * per, 1 + (k + 1) * per)),
-            tuple(d for r in range(k * per, (k + 1) * per) for d in _devices(system, r % local, 1)))
+            tuple(d for w in range(k * per, (k + 1) * per) for d in _devices(system, w % ranks_per_node, 1)))
             for k in range(dp))
         return Placement(PlacementMode.leader, world_size, instances)
     if dp % workers == 0:
         share = dp // workers
-        _check_fits(system, share * per, f"each of the {workers} worker ranks hosting {share} instance(s) of tp x pp "
-                                         f"= {per}")
+        _check_fits(system, ranks_per_node * share * per, f"{ranks_per_node} worker rank(s) per node hosting {share} "
+                                                          f"instance(s) of tp x pp = {per} each")
+        # Worker w is the (w mod ranks_per_node)-th rank of its node: its instances follow its node-mates' on the
+        # node's devices.
         return Placement(PlacementMode.ranks, world_size, tuple(
-            InstancePlace(k, (1 + k // share,), _devices(system, (k % share) * per, per)) for k in range(dp)))
+            InstancePlace(k, (1 + k // share,),
+                          _devices(system, ((k // share) % ranks_per_node * share + k % share) * per, per))
+            for k in range(dp)))
     raise UserError(f"the launcher started {world_size} ranks (rank 0 for loadgen and {workers} worker ranks), which "
                     f"cannot host system.dp={dp} instances of tp x pp = {per}; launch {_fitting_launches(system, spans_ranks)}")

@@ -162,13 +162,14 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
         gc.enable()
         gc.unfreeze()
         progress.close()
-        lg.DestroyQSL(qsl)
-        lg.DestroySUT(sut)
+        # The backends stop before loadgen's SUT goes: an answer still in flight must not reach a destroyed SUT.
         engines = coordinator.stop() if coordinator is not None else []
         for backend in backends:
             backend.stop()
             if (stats := backend.stats()) is not None:
                 engines.append(stats)
+        lg.DestroyQSL(qsl)
+        lg.DestroySUT(sut)
     result = _result(cfg, benchmark, answers, staged.path, seeds)
     result["placement"] = prepared.placement.describe()
     combine = getattr(backend_class(cfg.backend.name), "combine_stats", None)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from evaluation.mbxp.languages import LANGUAGES, build_program, extract_solution, missing_runtime, node_modules_dir
+from evaluation.mbxp.languages import (
+    LANGUAGES, Program, build_program, extract_solution, missing_runtime, node_modules_dir,
+)
 from evaluation.mbxp.pool import open_sandboxes
 from evaluation.mbxp.sandbox import PACKAGES, Execution, Limits, Sandbox, sandbox_unavailable
 from llmkit.config.schema import EvaluationConfig
@@ -44,33 +46,25 @@ def staged_tsc(sandbox: Sandbox) -> tuple[str, ...] | None:
     return ("node", str(PACKAGES / compiler))
 
 
-def _execute(sandbox: Sandbox, key: str, argv: tuple[str, ...], workdir: Path, timeout: float) -> Execution:
-    """Run one step; one killed by a signal from outside the evaluation runs once more."""
+class _KilledFromOutside(Exception):
+    def __init__(self, execution: Execution):
+        self.execution = execution
+
+
+def _step(sandbox: Sandbox, argv: tuple[str, ...], workdir: Path, timeout: float) -> Execution:
     execution = sandbox.run(argv, workdir, timeout)
     if execution.outside_signal is not None:
-        log.warning("MBXP %s was killed by signal %d from outside the evaluation; running it again", key,
-                    execution.outside_signal)
-        execution = sandbox.run(argv, workdir, timeout)
+        raise _KilledFromOutside(execution)
     return execution
 
 
-def _killed(key: str, language: str, execution: Execution) -> ProblemResult:
-    log.warning("MBXP %s was killed twice by signal %d from outside the evaluation; it is not scored",
-                key, execution.outside_signal)
-    return ProblemResult(key, language, False, "killed",
-                         f"killed twice by signal {execution.outside_signal} from outside the evaluation")
-
-
-def run_problem(sandbox: Sandbox, language: str, entry_point: str, answer: str, test: str) -> ProblemResult:
-    key = f"{language}_{entry_point}"
-    program = build_program(language, extract_solution(answer, language), test, entry_point, staged_tsc(sandbox))
+def _attempt(sandbox: Sandbox, key: str, language: str, program: Program) -> ProblemResult:
+    """Write, compile and run the program in a fresh work directory."""
     workdir = sandbox.workdir()
     try:
         (workdir / program.source_name).write_text(program.source, encoding="utf-8")
         if program.compile is not None:
-            built = _execute(sandbox, key, program.compile, workdir, sandbox.limits.compile_timeout_s)
-            if built.outside_signal is not None:
-                return _killed(key, language, built)
+            built = _step(sandbox, program.compile, workdir, sandbox.limits.compile_timeout_s)
             if built.timed_out:
                 return ProblemResult(key, language, False, "compile_timeout")
             # QUIRK (mxeval): a TypeScript program counts as compiled only when tsc exits with 2 ("errors, output
@@ -79,9 +73,7 @@ def run_problem(sandbox: Sandbox, language: str, entry_point: str, answer: str, 
             accepted = (2,) if language == "typescript" else (0,)
             if built.returncode not in accepted or not (workdir / (program.compiled_output or "")).exists():
                 return ProblemResult(key, language, False, "compile_error", built.output[-500:])
-        ran = _execute(sandbox, key, program.run, workdir, sandbox.limits.timeout_s)
-        if ran.outside_signal is not None:
-            return _killed(key, language, ran)
+        ran = _step(sandbox, program.run, workdir, sandbox.limits.timeout_s)
         if ran.timed_out:
             return ProblemResult(key, language, False, "timeout")
         if ran.returncode == 0:
@@ -90,6 +82,26 @@ def run_problem(sandbox: Sandbox, language: str, entry_point: str, answer: str, 
         return ProblemResult(key, language, False, "failed", detail)
     finally:
         sandbox.cleanup(workdir)
+
+
+def run_problem(sandbox: Sandbox, language: str, entry_point: str, answer: str, test: str) -> ProblemResult:
+    """One problem; a program killed by a signal from outside the evaluation is run once more from scratch (a
+    fresh work directory, the source written and compiled again, so nothing it left behind counts)."""
+    key = f"{language}_{entry_point}"
+    program = build_program(language, extract_solution(answer, language), test, entry_point, staged_tsc(sandbox))
+    try:
+        return _attempt(sandbox, key, language, program)
+    except _KilledFromOutside as first:
+        log.warning("MBXP %s was killed by signal %d from outside the evaluation; running it again", key,
+                    first.execution.outside_signal)
+    try:
+        return _attempt(sandbox, key, language, program)
+    except _KilledFromOutside as second:
+        signal_number = second.execution.outside_signal
+        log.warning("MBXP %s was killed twice by signal %d from outside the evaluation; it is not scored", key,
+                    signal_number)
+        return ProblemResult(key, language, False, "killed",
+                             f"killed twice by signal {signal_number} from outside the evaluation")
 
 
 def run_problems(problems: list[tuple[str, str, str, str]], limits: Limits, workers: int,

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Protocol
 
 from llmkit.benchmarks import get_benchmark
-from llmkit.config.backends import HFBackendConfig
 from llmkit.config.schema import PrecisionName, RunConfig
 
 
@@ -37,10 +36,8 @@ def code_readme() -> str:
 
 
 def served_dtype(run_cfg: RunConfig) -> str:
-    """The data type the weights were served in: the hf backend's dtype, else the quantization recipe's."""
-    if isinstance(run_cfg.backend, HFBackendConfig):
-        return run_cfg.backend.dtype.value
-    return run_cfg.precision.name.value
+    """The data type the weights were served in, as the backend says."""
+    return run_cfg.backend.weights_dtype(run_cfg.precision)
 
 
 def _calibration_section(run_cfg: RunConfig) -> str:

@@ -148,8 +148,8 @@ def write_slot(root: Path, cfg: SubmissionConfig, slot: Slot) -> tuple[str, RunC
 
 
 def _check_names(submission: SubmissionConfig) -> None:
-    name = submission.submitter.strip()
-    if not name:
+    name = submission.submitter
+    if not name.strip():
         raise UserError("submission.submitter is empty; pass submission.submitter=<your organization>")
     if not SUBMITTER_NAME.fullmatch(name) or ".." in name:
         raise UserError(f"submission.submitter '{name}' is not a single folder name; use letters, digits, '.', '_', "

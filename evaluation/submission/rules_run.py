@@ -36,6 +36,12 @@ class Finding:
     message: str
 
 
+def implementation_of(measurements: Path, system: str, scenario: str) -> str:
+    """v5.1's implementation name: the measurements file is <system>_<implementation>[_<scenario>].json."""
+    name = measurements.name.removesuffix(".json").removeprefix(system).lstrip("_")
+    return name.removesuffix(f"_{scenario}")
+
+
 def json_object(path: Path) -> dict | None:
     """The JSON object in `path`, or None when it is not one (not JSON, not UTF-8, or another JSON value)."""
     try:
@@ -113,10 +119,7 @@ class EntryCheck:
             if samples < benchmark.offline_min_query_count:
                 self.add("count", where, f"the Offline query holds {samples} samples; {benchmark.name} needs "
                                          f">= {benchmark.offline_min_query_count} (samples per query)")
-        seeds = {key: detail.get(f"effective_{key}") for key in SEED_KEYS}
-        for mismatch in seed_mismatches(self.entry.round, seeds):
-            self.add("seed", where, f"{mismatch}; run with the loadgen release of that round "
-                                    f"({self.entry.round.loadgen_fix()})")
+        self.seeds(detail, where)
         if detail.get("requested_use_token_latencies") is not True:
             self.add("settings", where, "token latencies are not enabled (use_token_latencies)")
         if detail.get("effective_sample_concatenate_permutation") is not True:
@@ -132,6 +135,12 @@ class EntryCheck:
             else:
                 kind, why = "validity", detail.get("result_invalid_reason") or "no reason given"
             self.add(kind, where, f"loadgen judged the run INVALID: {why}")
+
+    def seeds(self, detail: dict, where: Path) -> None:
+        seeds = {key: detail.get(f"effective_{key}") for key in SEED_KEYS}
+        for mismatch in seed_mismatches(self.entry.round, seeds):
+            self.add("seed", where, f"{mismatch}; run with the loadgen release of that round "
+                                    f"({self.entry.round.loadgen_fix()})")
 
     def latencies(self, detail: dict, where: Path) -> None:
         limits = self.benchmark.latency_limits.get(self.scenario)
@@ -156,6 +165,7 @@ class EntryCheck:
             self.accuracy_values(path)
         detail = self.detail(where / "mlperf_log_detail.txt")
         if detail is not None:
+            self.seeds(detail, where)
             covered = detail.get("effective_accuracy_sample_count", detail.get("qsl_reported_total_count"))
             if covered != self.benchmark.validation.rows:
                 self.add("count", where, f"the accuracy run covered {covered} samples; {self.benchmark.name} has "
@@ -190,6 +200,15 @@ class EntryCheck:
             if line not in lines:
                 self.add("test06", path, f"no line '{line}'")
 
+    def implementation_code(self, measurements: Path) -> None:
+        """v5.1's checker looks for code/<benchmark>/<implementation>, named by the measurements file."""
+        entry = self.entry
+        implementation = implementation_of(measurements, entry.system, entry.scenario)
+        code = entry.root / entry.round.code_dir / entry.benchmark / implementation
+        if not implementation or not code.is_dir():
+            self.add("file", code, f"v5.1 needs the code of implementation '{implementation}' (named by "
+                                   f"{measurements.name}) in {entry.round.code_dir}/{entry.benchmark}/")
+
     def measurements(self) -> None:
         path = self.entry.find_measurements()
         if path is None:
@@ -197,6 +216,8 @@ class EntryCheck:
             self.add("file", wanted, "required measurements file is missing" + (
                 f" (v5.1 names it {self.entry.system}*.json)" if self.entry.round.separate_compliance_tree else ""))
             return
+        if self.entry.round.separate_compliance_tree:
+            self.implementation_code(path)
         values = json_object(path)
         if values is None:
             self.add("file", path, "is not a JSON object")

@@ -41,7 +41,7 @@ def hygiene_findings(root: Path) -> list[Finding]:
     findings = []
     for path in sorted(root.rglob("*")):
         name = path.name
-        if name.startswith(".") or " " in name or name == "__pycache__":
+        if (name.startswith(".") and name != ".gitkeep") or " " in name or name == "__pycache__":
             findings.append(Finding("layout", str(path), "hidden names, names with spaces and __pycache__ are refused"))
         elif path.is_symlink() and not path.exists():
             findings.append(Finding("layout", str(path), "is a broken link"))

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from llmkit.config.load import CONF_DIR, check_overrides, to_run_config
 from llmkit.config.schema import RunConfig
 from llmkit.config.validate import require_valid
-from llmkit.errors import exit_on_user_error
+from llmkit.errors import UserError, exit_on_user_error
 from llmkit.log import setup_logging
 
 HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
@@ -36,12 +36,25 @@ def task_overrides(excluding: set[str]) -> list[str]:
     return [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in excluding]
 
 
-def hydra_app(task: Callable[[RunConfig], object], *, validate: Callable[[RunConfig], object] = require_valid):
-    """Return a `main()` that composes conf/, validates the RunConfig and calls `task` once per job."""
+def refuse_ignored(command: str, applies: tuple[str, ...], why: str) -> None:
+    """Refuse the job's overrides that `command` would ignore: only keys under `applies` have an effect."""
+    for override in task_overrides(set()):
+        key = override.split("=", 1)[0].lstrip("+~")
+        if not key.startswith("hydra") and not any(key == a or key.startswith(f"{a}.") for a in applies):
+            raise UserError(f"'{override}' has no effect on llmkit {command}, which {why}; drop it (only "
+                            f"{', '.join(applies)} settings apply)")
+
+
+def hydra_app(task: Callable[[RunConfig], object], *, validate: Callable[[RunConfig], object] = require_valid,
+              only: tuple[str, tuple[str, ...], str] | None = None):
+    """Return a `main()` that composes conf/, validates the RunConfig and calls `task` once per job. `only` is
+    (command, the config keys that have an effect on it, why the others do not): any other override is refused."""
 
     @exit_on_user_error
     def job(cfg: DictConfig) -> object:
         setup_logging()
+        if only is not None:
+            refuse_ignored(*only)
         run_config = to_run_config(cfg)
         validate(run_config)
         return task(run_config)

@@ -4,7 +4,8 @@ Each backend's schema is stored in Hydra's ConfigStore under group "backend" as 
 (conf/backend/<name>.yaml) names that schema in its defaults list and states only what differs. The implementation
 (`module:Class`) is imported only when the backend runs, by sut.backends.create_backend.
 
-Adding a backend: its implementation module under sut/backends/, a schema below, its YAML, and its registry line.
+Adding a backend: its implementation module under sut/backends/, a schema below (with the rules its settings must
+meet in `problems`), its YAML, and its registry line.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from hydra.core.config_store import ConfigStore
 
-from llmkit.config.schema import BackendConfig, DType
+from llmkit.config.schema import BackendConfig, DType, PrecisionConfig, SystemConfig
 from llmkit.errors import UserError, did_you_mean
 
 
@@ -27,6 +28,20 @@ class HFBackendConfig(BackendConfig):
     # torch intra-op threads per backend instance; 0 lets torch choose.
     threads: int = 0
 
+    def problems(self, system: SystemConfig) -> list[str]:
+        found = []
+        if system.tp != 1 or system.pp != 1:
+            found.append(f"the hf backend runs one device per instance but system.tp={system.tp} "
+                         f"system.pp={system.pp}; set system.tp=1 system.pp=1 and scale with system.dp")
+        if self.max_prefill_tokens < 1:
+            found.append(f"backend.max_prefill_tokens must be at least 1, got {self.max_prefill_tokens}")
+        if self.threads < 0:
+            found.append(f"backend.threads must be 0 (torch chooses) or more, got {self.threads}")
+        return found
+
+    def weights_dtype(self, precision: PrecisionConfig) -> str:
+        return self.dtype.value
+
 
 @dataclass
 class ReplayBackendConfig(BackendConfig):
@@ -37,6 +52,11 @@ class ReplayBackendConfig(BackendConfig):
     # The time to the first token after a request gets a slot, and from each token to the next.
     ttft_ms: float = 0.0
     tpot_ms: float = 0.0
+
+    def problems(self, system: SystemConfig) -> list[str]:
+        if self.ttft_ms < 0 or self.tpot_ms < 0:
+            return ["backend.ttft_ms and backend.tpot_ms must not be negative"]
+        return []
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,14 @@ class BackendConfig:
     # Requests one backend instance serves at a time (its batch, or its slots).
     max_batch_size: int = 32
 
+    def problems(self, system: SystemConfig) -> list[str]:
+        """What this backend's own settings cannot serve on `system`, one sentence each (a schema adds its rules)."""
+        return []
+
+    def weights_dtype(self, precision: PrecisionConfig) -> str:
+        """The data type the weights are served in (the submission's weight_data_types)."""
+        return precision.name.value
+
 
 @dataclass
 class EvaluationConfig:

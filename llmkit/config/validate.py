@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from enum import Enum
 
 from llmkit.benchmarks import BENCHMARKS, Benchmark, Scenario, TokenizerKind
-from llmkit.config.backends import HFBackendConfig, ReplayBackendConfig
+from llmkit.config.backends import BACKENDS
 from llmkit.config.precisions import AutoquantConfig, awq_block_size
-from llmkit.config.schema import DatasetSource, DType, KVCacheFormat, Mode, PrecisionName, RunConfig, TinyArchitecture
+from llmkit.config.schema import (
+    DatasetSource, Device, DType, KVCacheFormat, Mode, PrecisionName, RunConfig, TinyArchitecture,
+)
 from llmkit.errors import UserError, did_you_mean
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,8 @@ class Finding:
     message: str
 
 
+# A name that becomes one folder of a submission tree (systems/<name>.json, results/<name>/).
+SINGLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 TINY_TOKENIZER = {TinyArchitecture.mixtral: TokenizerKind.SENTENCEPIECE, TinyArchitecture.llama3: TokenizerKind.TIKTOKEN}
 
 
@@ -107,20 +112,26 @@ def _check_system(cfg: RunConfig, error) -> None:
     _at_least_one("system", system, ("dp", "tp", "pp", "nodes"), error)
     if system.devices_per_node < 0:
         error(f"system.devices_per_node must be 0 (no GPUs) or more, got {system.devices_per_node}")
+    if system.device is Device.cuda and system.devices_per_node < 1:
+        error("system.device=cuda needs the GPUs per node: set system.devices_per_node=N")
+    if system.device is Device.cpu and (system.devices_per_node or system.nodes > 1):
+        error("system.devices_per_node and system.nodes describe GPU nodes and have no effect with system.device=cpu; "
+              "drop them or set system.device=cuda")
+    if not SINGLE_NAME.fullmatch(system.name):
+        error(f"system.name '{system.name}' names a folder of the submission tree; use letters, digits, '.', '_', '+' "
+              "or '-'")
 
 
 def _check_backend(cfg: RunConfig, error, warning) -> None:
     system, backend = cfg.system, cfg.backend
+    entry = BACKENDS.get(backend.name)
+    if entry is None or type(backend) is not entry.schema:
+        error(f"backend.name={backend.name} does not match the {type(backend).__name__} schema; choose the backend "
+              f"with backend=<{'|'.join(BACKENDS)}>, not with backend.name")
+        return
     _at_least_one("backend", backend, ("max_batch_size",), error)
-    if isinstance(backend, HFBackendConfig):
-        if system.tp != 1 or system.pp != 1:
-            error(f"the hf backend runs one device per instance but system.tp={system.tp} system.pp={system.pp}; "
-                  "set system.tp=1 system.pp=1 and scale with system.dp")
-        _at_least_one("backend", backend, ("max_prefill_tokens",), error)
-        if backend.threads < 0:
-            error(f"backend.threads must be 0 (torch chooses) or more, got {backend.threads}")
-    if isinstance(backend, ReplayBackendConfig) and (backend.ttft_ms < 0 or backend.tpot_ms < 0):
-        error("backend.ttft_ms and backend.tpot_ms must not be negative")
+    for problem in backend.problems(system):
+        error(problem)
 
 
 def _check_loadgen(cfg: RunConfig, benchmark: Benchmark, error, warning) -> None:

@@ -5,49 +5,15 @@ it) so a bad choice stops in a second, not after an hour of calibration.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from llmkit.config.precisions import AutoquantConfig, awq_block_size, recipe_formats
 from llmkit.config.schema import PrecisionConfig, PrecisionName
 from llmkit.errors import UserError
 from llmkit.models.checkpoint import CheckpointInfo, read_config_json
+from llmkit.models.dims import ModelShape
 
 MOE_ARCHITECTURES = ("MixtralForCausalLM",)
 # modelopt 0.47 exports these as TensorRT-LLM checkpoints with decoder_type="llama" (Mixtral is a Llama with MoE MLPs).
 DECODER_TYPE = {"LlamaForCausalLM": "llama", "MixtralForCausalLM": "llama"}
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    architecture: str
-    vocab_size: int
-    hidden_size: int
-    intermediate_size: int
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
-    num_experts: int  # 0 for a dense model
-    tied_embeddings: bool
-
-    @property
-    def is_moe(self) -> bool:
-        return self.num_experts > 0
-
-    @property
-    def parameters(self) -> int:
-        attention = self.hidden_size * self.head_dim * (2 * self.num_heads + 2 * self.num_kv_heads)
-        mlp = 3 * self.hidden_size * self.intermediate_size
-        if self.is_moe:
-            mlp = mlp * self.num_experts + self.hidden_size * self.num_experts  # experts + router
-        layer = attention + mlp + 2 * self.hidden_size
-        embeddings = self.vocab_size * self.hidden_size * (1 if self.tied_embeddings else 2)
-        return self.num_layers * layer + embeddings + self.hidden_size
-
-    @property
-    def linear_parameters(self) -> int:
-        """Weights of the layers' linear modules: what a recipe quantizes (embeddings and lm_head stay)."""
-        return self.parameters - self.vocab_size * self.hidden_size * (1 if self.tied_embeddings else 2)
 
 
 def _positive_int(config: dict, key: str, source: str, default: int | None = None) -> int:
@@ -72,6 +38,7 @@ def read_shape(checkpoint: CheckpointInfo) -> ModelShape:
         num_kv_heads=_positive_int(config, "num_key_value_heads", source, default=heads),
         head_dim=_positive_int(config, "head_dim", source, default=hidden // heads),
         num_experts=_positive_int(config, "num_local_experts", source, default=0),
+        experts_per_token=_positive_int(config, "num_experts_per_tok", source, default=0),
         tied_embeddings=bool(config.get("tie_word_embeddings", False)),
     )
 

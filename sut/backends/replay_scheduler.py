@@ -2,7 +2,7 @@
 
 A GPU engine's threads run in C++ and leave the SUT's interpreter alone; eight simulated instances with a thread
 each would compete with the SUT for it and measure the simulation instead of the harness. So all instances of a
-process share this thread: one heap of due events, woken at most every MIN_WAIT_S, and every event due at a wake-up
+process share this thread: one heap of due events, at least MIN_WAIT_S between deliveries, and every event due at a wake-up
 delivered together, one TokenBatch of first tokens and one of final answers per set of callbacks (in one process
 all instances share the SUT's callbacks, so a wake-up is at most two loadgen calls).
 """

@@ -83,3 +83,13 @@ def test_cli_validate_one_config():
 def test_cli_unknown_command():
     result = run_cli("llmkit", "runn")
     assert result.returncode == 2 and "did you mean 'run'" in result.stderr
+
+
+def test_settings_a_command_would_ignore_are_refused(tmp_path):
+    evaluate = run_cli("llmkit", "evaluate", str(tmp_path), "benchmark=llama3.1-405b")
+    assert evaluate.returncode == 2 and "'benchmark=llama3.1-405b' has no effect on llmkit evaluate" in evaluate.stderr
+    package = run_cli("llmkit", "package", f"submission.pipeline_dir={tmp_path}", "max_new_tokens=8")
+    assert package.returncode == 2 and "has no effect on llmkit package" in package.stderr
+    pipeline = run_cli("llmkit", "pipeline", "mode=accuracy", f"output_dir={tmp_path / 'p'}")
+    assert pipeline.returncode == 2 and "runs Offline and Server in both modes itself" in pipeline.stderr
+    assert not (tmp_path / "p").exists()

@@ -147,6 +147,15 @@ def test_a_program_killed_from_outside_twice_leaves_the_metric_incomplete():
     assert scores.details["mbxp_by_language"]["python"]["killed"] == 1
 
 
+def test_a_program_that_rewrites_itself_and_fakes_an_outside_kill_never_passes():
+    """The rerun starts from scratch: what the first attempt wrote is gone, the source is written again."""
+    cheat = "import os\nopen(__file__, 'w').write('pass')\nos.kill(os.getpid(), 15)"
+    results = run_problems([("python", "cheat", cheat, PYTHON_TEST)], limits_of(EvaluationConfig(timeout_s=10)),
+                           workers=1, progress=False)
+    # It cannot pass: killed again on the rerun (or unable to rewrite the evaluator's file at all), never scored.
+    assert [r.passed for r in results] == [False] and results[0].status in ("killed", "failed")
+
+
 def test_only_a_signal_none_of_ours_counts_as_from_outside():
     """The rule behind Execution.outside_signal (the OOM case runs for real in test_sandbox.py)."""
     kill, term = 128 + signal.SIGKILL, 128 + signal.SIGTERM

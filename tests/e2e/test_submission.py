@@ -92,8 +92,11 @@ def test_test06_verify_on_an_existing_run(pipeline, tmp_path):
     again = run_cli("llmkit", "test06", "verify", f"path={run}")
     assert again.returncode == 2 and "never overwritten" in again.stderr
     log_only = run_cli("llmkit", "test06", "verify", str(run / "mlperf_log_accuracy.json"),
-                       "benchmark=llama3.1-405b", "model=tiny-llama3", "scenario=offline")
+                       "benchmark=llama3.1-405b", "scenario=offline")
     assert log_only.returncode == 2 and "never overwritten" in log_only.stderr  # same TEST06/ beside the log
+    model = run_cli("llmkit", "test06", "verify", str(run / "mlperf_log_accuracy.json"), "benchmark=llama3.1-405b",
+                    "model=tiny-llama3", "scenario=offline")
+    assert model.returncode == 2 and "'model=tiny-llama3' has no effect on llmkit test06 verify" in model.stderr
     # Verifying a log needs its benchmark and scenario, not a model that fits them.
     elsewhere = tmp_path / "log-only"
     elsewhere.mkdir()

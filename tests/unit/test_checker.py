@@ -53,7 +53,8 @@ def clean_tree(tree: Path, round_=V6_0, division="closed") -> Path:
         (entry.accuracy / "accuracy.txt").write_text(PASSING_ACCURACY)
         (entry.accuracy / "mlperf_log_accuracy.json").write_text("[]")
         (entry.accuracy / "mlperf_log_summary.txt").write_text("accuracy\n")
-        (entry.accuracy / "mlperf_log_detail.txt").write_text(mllog({"qsl_reported_total_count": 15000}))
+        seeds = {f"effective_{k}": v for k, v in get_round(round_).seeds.items()}
+        (entry.accuracy / "mlperf_log_detail.txt").write_text(mllog({"qsl_reported_total_count": 15000, **seeds}))
         first = "Skipped" if scenario == "Offline" else "True"
         (entry.test06 / "verify_accuracy.txt").write_text(
             f"First token check pass: {first}\nEOS check pass: True\nSample length check pass: True\n"
@@ -128,6 +129,9 @@ def _offline(tree: Path, **changes) -> None:
         (lambda t: (t / "submission_check.json").write_text("{}"), "layout", "outside the division folders"),
         (lambda t: shutil.rmtree(t / "closed/acme/documentation"), "file", "calibration"),
         (lambda t: shutil.rmtree(t / "closed/acme/src"), "file", "src/"),
+        # The accuracy run's seeds are checked too.
+        (lambda t: (t / SERVER / "accuracy/mlperf_log_detail.txt").write_text(mllog({
+            "qsl_reported_total_count": 15000, "effective_qsl_rng_seed": 1})), "seed", "qsl_rng_seed is 1"),
         (lambda t: shutil.rmtree(t / "closed/acme/results/cpu/mixtral-8x7b/Server"), "scenario", "needs Server"),
         (lambda t: (t / SERVER / "performance/run_1/.scratch").write_text("x"), "layout", "hidden names"),
         (lambda t: (t / SERVER / "performance/run_2").mkdir(), "layout", "empty folder"),
@@ -201,6 +205,21 @@ def test_legacy_interactive_folders_are_named_with_the_fix(tmp_path):
     findings = [f for f in check_tree(tree) if "interactive" in f.where]
     assert [f.kind for f in findings] == ["layout"]
     assert "results/cpu/llama3.1-405b/Interactive/" in findings[0].message
+
+
+def test_a_gitkeep_is_the_one_hidden_name_allowed(tmp_path):
+    tree = clean_tree(tmp_path)
+    (tree / SERVER / "performance/run_1/.gitkeep").write_text("")
+    assert check_tree(tree) == []
+
+
+def test_v51_wants_the_code_of_the_implementation_its_measurements_file_names(tmp_path):
+    tree = clean_tree(tmp_path, V5_1)
+    shutil.rmtree(tree / "closed/acme/code/mixtral-8x7b/llmkit")
+    (tree / "closed/acme/code/mixtral-8x7b/README.md").write_text("# code\n")
+    findings = check_tree(tree)
+    assert {f.kind for f in findings} == {"file"}
+    assert all("implementation 'llmkit'" in f.message for f in findings)
 
 
 def test_v51_refuses_a_measurements_file_named_measurements_json(tmp_path):

@@ -31,6 +31,21 @@ def test_one_rank_per_node_hosts_that_nodes_instances():
     assert [p.index for p in placement.hosted_by(2)] == [4, 5, 6, 7] and placement.hosted_by(0) == []
 
 
+def test_one_rank_per_instance_on_one_node_gives_each_its_own_devices():
+    placement = place(gpus(dp=8), world_size=9, spans_ranks=False)
+    assert [p.devices for p in placement.instances] == [(f"cuda:{k}",) for k in range(8)]
+    two_per_node = place(gpus(nodes=2, dp=8, tp=2), world_size=5, spans_ranks=False)  # 2 ranks on each node
+    assert [p.devices for p in two_per_node.instances] == [
+        ("cuda:0", "cuda:1"), ("cuda:2", "cuda:3"), ("cuda:4", "cuda:5"), ("cuda:6", "cuda:7")] * 2
+
+
+def test_more_gpus_than_the_system_has_are_refused_under_a_launcher():
+    with pytest.raises(UserError, match="need 16 GPUs but the system has 8 x 1 nodes"):
+        place(gpus(dp=16), world_size=3, spans_ranks=False)
+    with pytest.raises(UserError, match="do not spread evenly over system.nodes=2"):
+        place(gpus(nodes=2, dp=6), world_size=4, spans_ranks=False)
+
+
 def test_leader_mode_gives_each_instance_its_ranks_and_feeds_only_leaders():
     placement = place(gpus(dp=2, tp=4), world_size=9, spans_ranks=True)
     assert placement.mode is PlacementMode.leader
@@ -51,11 +66,11 @@ def test_a_backend_that_cannot_span_ranks_is_never_placed_in_leader_mode():
     (gpus(dp=1, tp=2), 4, "-n 3 (one rank per device, leader mode)"),
 ])
 def test_a_launch_that_does_not_fit_names_the_launches_that_do(system, world, fits):
-    with pytest.raises(UserError, match="cannot host") as error:
+    with pytest.raises(UserError, match="launch -n") as error:
         place(system, world_size=world, spans_ranks=True)
     assert fits in str(error.value)
 
 
 def test_instances_that_need_more_gpus_than_a_node_has_are_refused():
-    with pytest.raises(UserError, match="needs 16 GPUs but system.devices_per_node=8"):
+    with pytest.raises(UserError, match="needs 16 GPUs on a node but system.devices_per_node=8"):
         place(gpus(dp=2, tp=8), world_size=1, spans_ranks=False)
