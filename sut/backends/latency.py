@@ -28,6 +28,15 @@ class LatencyHistogram:
         self.counts[index] += count
         self.count += count
 
+    @classmethod
+    def merged(cls, histograms: list[LatencyHistogram]) -> LatencyHistogram:
+        """One histogram of every value the given ones hold (instances' latencies over the whole run)."""
+        merged = cls()
+        for histogram in histograms:
+            merged.counts += histogram.counts
+            merged.count += histogram.count
+        return merged
+
     def percentile(self, q: float) -> float | None:
         """The q-th percentile in seconds (the smallest bin edge with at least q% of the values at or below it)."""
         if not self.count:

@@ -89,16 +89,21 @@ class EngineStats:
         self.last_submitted_done: float | None = None
 
     def summary(self) -> dict:
+        """The instance's figures, with its histograms (combine_stats merges them into one p99 over all requests)."""
         span = (self.last_final or 0.0) - (self.first_submit or 0.0)
-        p99 = lambda histogram: None if not histogram.count else round(histogram.percentile(99) * 1e3, 3)  # noqa: E731
         return {"tokens": self.tokens, "tokens_per_second": self.tokens / span if span > 0 else None,
-                "ttft_p99_ms": p99(self.ttft), "tpot_p99_ms": p99(self.tpot), "requests": self.ttft.count,
+                "ttft": self.ttft, "tpot": self.tpot, "requests": self.ttft.count,
                 "first_submit": self.first_submit, "last_final": self.last_final, "last_submit": self.last_submit,
                 "last_submitted_done": self.last_submitted_done}
 
 
+def _p99_ms(histogram: LatencyHistogram) -> float | None:
+    return None if not histogram.count else round(histogram.percentile(99) * 1e3, 3)
+
+
 def combine_stats(engines: list[dict]) -> dict:
-    """The simulated engines' own figures over all instances, over one window."""
+    """The simulated engines' own figures over all instances, over one window: p99s over every request of every
+    instance. Times are perf_counter readings, comparable between the processes of one node."""
     starts = [e["first_submit"] for e in engines if e["first_submit"] is not None]
     ends = [e["last_final"] for e in engines if e["last_final"] is not None]
     tokens = sum(e["tokens"] for e in engines)
@@ -111,8 +116,8 @@ def combine_stats(engines: list[dict]) -> dict:
         "tokens_per_second": tokens / span if span > 0 else None,
         "tokens_per_second_to_last_issued": tokens / window if window > 0 else None,
         "seconds": round(span, 3),
-        "ttft_p99_ms": max((e["ttft_p99_ms"] for e in engines if e["ttft_p99_ms"] is not None), default=None),
-        "tpot_p99_ms": max((e["tpot_p99_ms"] for e in engines if e["tpot_p99_ms"] is not None), default=None),
+        "ttft_p99_ms": _p99_ms(LatencyHistogram.merged([e["ttft"] for e in engines])),
+        "tpot_p99_ms": _p99_ms(LatencyHistogram.merged([e["tpot"] for e in engines])),
         "instances": len(engines),
     }
 

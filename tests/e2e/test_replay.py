@@ -69,3 +69,11 @@ def test_latency_histogram_percentiles_within_its_bin_width():
     histogram.add(0.0)  # below the range: the first bin
     histogram.add(1e6)  # above it: the last bin
     assert histogram.count == 20002
+    # Instances' histograms merge into one over every request (not the largest of their p99s).
+    fast, slow = LatencyHistogram(), LatencyHistogram()
+    for value in values[:19800]:
+        fast.add(0.001)
+    for value in values[19800:]:
+        slow.add(1.0)
+    merged = LatencyHistogram.merged([fast, slow])
+    assert merged.count == 20000 and merged.percentile(99) < 0.0011 < slow.percentile(99)
