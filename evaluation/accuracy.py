@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from tqdm import tqdm
@@ -17,6 +16,7 @@ from llmkit.config.load import saved_run_config
 from llmkit.config.schema import RunConfig
 from llmkit.data.datasets import load_dataset
 from llmkit.errors import UserError
+from llmkit.rundir import write_atomic
 from llmkit.tokenizers import cleans_up_spaces
 
 log = logging.getLogger(__name__)
@@ -31,12 +31,6 @@ def run_config_of(run_dir: Path) -> RunConfig:
     if not path.is_file():
         raise UserError(f"{run_dir} has no config.yaml, so it is not an llmkit run directory; pass evaluation.run_dir=")
     return saved_run_config(path)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def evaluate_run(cfg: RunConfig) -> dict:
@@ -81,9 +75,9 @@ def evaluate_run(cfg: RunConfig) -> dict:
     samples["tokens_per_sample"] = len(predictions)
     verdict = judge(benchmark, values, samples, incomplete)
 
-    _write_atomic(run_dir / ACCURACY_TXT, accuracy_txt(values, accuracy_log.sha256))
+    write_atomic(run_dir / ACCURACY_TXT, accuracy_txt(values, accuracy_log.sha256))
     if "mbxp_results" in details:
-        _write_atomic(run_dir / MBXP_RESULTS, json.dumps(details["mbxp_results"], indent=1) + "\n")
+        write_atomic(run_dir / MBXP_RESULTS, json.dumps(details["mbxp_results"], indent=1) + "\n")
     summary = {"values": values, "verdict": verdict.overall, "incomplete": incomplete,
                "log_sha256": accuracy_log.sha256, "table": verdict.as_dict()["metrics"]}
     if "mbxp_by_language" in details:
@@ -91,7 +85,7 @@ def evaluate_run(cfg: RunConfig) -> dict:
     result_path = run_dir / "result.json"
     result = json.loads(result_path.read_text()) if result_path.is_file() else {}
     result["accuracy"] = summary
-    _write_atomic(result_path, json.dumps(result, indent=2) + "\n")
+    write_atomic(result_path, json.dumps(result, indent=2) + "\n")
     print_report(benchmark, verdict, str(run_dir))
     log.info("wrote %s and the verdict into %s", run_dir / ACCURACY_TXT, result_path)
     return summary

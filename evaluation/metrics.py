@@ -160,12 +160,14 @@ def mixtral_mbxp(predictions: list[Prediction], config: EvaluationConfig) -> Sco
         [(str(p.row["id"]), p.text, str(p.row["gt_output"])) for p in predictions], config)
     if not results:
         return Scores({"mbxp": None}, incomplete={"mbxp": "no MBXP rows"})
-    languages = sorted({r.language for r in results})
-    by_language = {lang: {"problems": sum(r.language == lang for r in results),
-                          **{key: sum(r.language == lang and test(r) for r in results) for key, test in (
-                              ("passed", lambda r: r.passed), ("not_evaluated", lambda r: r.status == "not_evaluated"),
-                              ("killed", lambda r: r.status == "killed"))}}
-                   for lang in languages}
+    by_language: dict[str, dict[str, int]] = {}
+    for r in results:
+        counts = by_language.setdefault(r.language, {"problems": 0, "passed": 0, "not_evaluated": 0, "killed": 0})
+        counts["problems"] += 1
+        counts["passed"] += r.passed
+        counts["not_evaluated"] += r.status == "not_evaluated"
+        counts["killed"] += r.status == "killed"
+    by_language = dict(sorted(by_language.items()))
     skipped = sorted({r.language for r in results if r.status == "not_evaluated"})
     reasons = ["not evaluated: " + "; ".join(f"{lang} ({unavailable[lang]})" for lang in skipped)] if skipped else []
     for status, why in (("killed", "killed twice by a signal from outside the evaluation"),

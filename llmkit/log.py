@@ -17,6 +17,14 @@ def launcher_rank() -> tuple[int, int]:
     return 0, 1
 
 
+def log_critical_now(logger: logging.Logger, message: str) -> None:
+    """Log `message` and flush every handler and stderr: the process is about to end without unwinding."""
+    logger.critical(message)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     rank, size = launcher_rank()
     fmt = FORMAT if size == 1 else f"%(asctime)s [rank {rank}] %(levelname)-7s %(name)s: %(message)s"

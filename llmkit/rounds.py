@@ -26,15 +26,15 @@ class Round:
     name: Enum  # a SubmissionRound
     # The loadgen seeds the round's mlperf.conf sets; a run with other seeds is not a result of this round.
     seeds: dict[str, int]
-    # The PyPI mlcommons-loadgen releases whose built-in mlperf.conf carries those seeds.
-    loadgen_releases: str
+    # The PyPI mlcommons-loadgen release to install for the round (its built-in mlperf.conf has the round's seeds).
+    loadgen_pin: str
     # v5.x keeps TEST06 under compliance/ and measurements under measurements/, as trees beside results/.
     separate_compliance_tree: bool
     # Where the submission's source code goes: src/ (v6.0) or code/ (v5.x).
     code_dir: str
 
     def loadgen_fix(self) -> str:
-        return f"pip install mlcommons-loadgen=={self.loadgen_releases.split(' ')[0]}"
+        return f"pip install mlcommons-loadgen=={self.loadgen_pin}"
 
 
 ROUNDS: dict[Enum, Round] = {
@@ -42,14 +42,14 @@ ROUNDS: dict[Enum, Round] = {
         V6_0,
         seeds={"qsl_rng_seed": 2465351861681999779, "sample_index_rng_seed": 14276810075590677512,
                "schedule_rng_seed": 3936089224930324775},
-        loadgen_releases="6.0.15 (6.0.5 to 6.0.15; 6.0.16 and later carry v6.1's seeds)",
+        loadgen_pin="6.0.15",  # 6.0.5 to 6.0.15 carry these seeds; 6.0.16 and later carry v6.1's
         separate_compliance_tree=False, code_dir="src",
     ),
     V5_1: Round(
         V5_1,
         seeds={"qsl_rng_seed": 1780908523862526354, "sample_index_rng_seed": 14771362308971278857,
                "schedule_rng_seed": 18209322760996052031},
-        loadgen_releases="5.1.2 (5.1.0 to 5.1.2)",
+        loadgen_pin="5.1.2",  # 5.1.0 to 5.1.2 carry these seeds
         separate_compliance_tree=True, code_dir="code",
     ),
 }

@@ -13,6 +13,13 @@ from llmkit.errors import UserError
 RUN_MARKERS = ("result.json", "mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json")
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write `path` whole or not at all (a sibling temporary file renamed over it)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
 def default_run_dir(runs_root: str, benchmark: str, system: str, scenario: str, mode: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(runs_root) / benchmark / system / scenario.lower()

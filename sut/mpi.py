@@ -10,15 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
-from llmkit.log import launcher_rank
+from llmkit.log import launcher_rank, log_critical_now
 from sut.backends.base import Backend, BackendSpec, ErrorCallback, RequestBatch, TokenCallback
-from sut.placement import InstancePlace, Placement
+from sut.placement import InstancePlace, Placement, instance_spec
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +40,9 @@ def comm_world():
 
 def abort_job(message: str) -> None:
     """Log the reason and end every rank now."""
-    log.critical(message)
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    sys.stderr.flush()
+    log_critical_now(log, message)
     comm_world().Abort(BACKEND_FAILED_EXIT_CODE)
     os._exit(BACKEND_FAILED_EXIT_CODE)
-
-
-def instance_spec(spec: BackendSpec, place: InstancePlace) -> BackendSpec:
-    return replace(spec, instance=place.index, devices=place.devices)
 
 
 class RemoteInstance:

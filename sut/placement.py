@@ -13,11 +13,12 @@
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 
 from llmkit.config.schema import Device, SystemConfig
 from llmkit.errors import UserError
+from sut.backends.base import BackendSpec
 
 
 class PlacementMode(str, Enum):
@@ -54,6 +55,11 @@ class Placement:
     def describe(self) -> dict:
         return {"mode": self.mode.value, "world_size": self.world_size,
                 "instances": [asdict(place) for place in self.instances]}
+
+
+def instance_spec(spec: BackendSpec, place: InstancePlace) -> BackendSpec:
+    """The backend spec of one placed instance: its index and its devices."""
+    return replace(spec, instance=place.index, devices=place.devices)
 
 
 def _devices(system: SystemConfig, first: int, count: int) -> tuple[str, ...]:

@@ -5,7 +5,6 @@ import gc
 import json
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from llmkit.config.validate import require_valid
 from llmkit.data.datasets import Dataset, load_dataset
 from llmkit.errors import USER_ERROR_EXIT_CODE
 from llmkit.loadgen_log import read_detail_log, summarize
+from llmkit.log import log_critical_now
 from llmkit.rundir import StagedDir, default_run_dir, refuse_existing_run
 from sut import mpi, settings
 from sut.backends import backend_class, create_backend
@@ -27,7 +27,7 @@ from sut.backends.base import BackendSpec
 from sut.dispatch import Dispatcher
 from sut.harness import Answers, Queries
 from sut.ledger import TokenLedger
-from sut.placement import Placement, place
+from sut.placement import Placement, instance_spec, place
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +65,7 @@ def prepare(cfg: RunConfig, world_size: int) -> Prepared:
 
 def end_process(message: str) -> None:
     """A failure that ends the run, in a lone process: say why and exit now (loadgen cannot be stopped midway)."""
-    log.critical(message)
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    sys.stderr.flush()
+    log_critical_now(log, message)
     os._exit(mpi.BACKEND_FAILED_EXIT_CODE)
 
 
@@ -134,7 +131,7 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
         instances = coordinator.instances
     else:
         for instance in prepared.placement.instances:
-            backend = create_backend(mpi.instance_spec(prepared.spec, instance))
+            backend = create_backend(instance_spec(prepared.spec, instance))
             backend.start(answers.on_first, answers.on_final, answers.on_error)
             backends.append(backend)
         instances = backends

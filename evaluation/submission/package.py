@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -24,15 +22,15 @@ from evaluation.submission.system_json import system_json
 from evaluation.test06 import TEST06_DIR, VERIFY_FILE
 from llmkit.benchmarks import Scenario, get_benchmark
 from llmkit.config.schema import Division, Mode, RunConfig, SubmissionConfig
+from llmkit.config.validate import SINGLE_NAME
 from llmkit.errors import UserError
 from llmkit.rounds import get_round
-from llmkit.rundir import StagedDir
+from llmkit.rundir import StagedDir, write_atomic
 
 log = logging.getLogger(__name__)
 
 ACCURACY_LOG_KEEP = 4096  # the first and last 4096 bytes of a log over 10 KiB, as truncate_accuracy_log.py keeps
 TRUNCATION_SEPARATOR = b"\n\n...\n\n"  # what truncate_accuracy_log.py writes between them
-SUBMITTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
 def report_path(tree: Path) -> Path:
@@ -151,7 +149,7 @@ def _check_names(submission: SubmissionConfig) -> None:
     name = submission.submitter
     if not name.strip():
         raise UserError("submission.submitter is empty; pass submission.submitter=<your organization>")
-    if not SUBMITTER_NAME.fullmatch(name) or ".." in name:
+    if not SINGLE_NAME.fullmatch(name) or ".." in name:
         raise UserError(f"submission.submitter '{name}' is not a single folder name; use letters, digits, '.', '_', "
                         "'+' or '-' (no spaces or slashes)")
 
@@ -185,9 +183,7 @@ def package(cfg: RunConfig) -> Path:
     findings = check_tree(tree, round_)
     check = {"submittable": not findings, "round": round_.name.value, "division": submission.division.value,
              "tree": str(tree), "packaged": [name for name, _ in written], "findings": findings_json(findings)}
-    temporary = report.with_name(f".{report.name}.tmp")
-    temporary.write_text(json.dumps(check, indent=2) + "\n")
-    os.replace(temporary, report)
+    write_atomic(report, json.dumps(check, indent=2) + "\n")
     print_findings(findings, tree)
     log.info("submission tree: %s (%s round, %s); check report: %s", tree, round_.name.value,
              "submittable" if not findings else f"{len(findings)} finding(s), not submittable", report)

@@ -117,7 +117,7 @@ def _check_system(cfg: RunConfig, error) -> None:
     if system.device is Device.cpu and (system.devices_per_node or system.nodes > 1):
         error("system.devices_per_node and system.nodes describe GPU nodes and have no effect with system.device=cpu; "
               "drop them or set system.device=cuda")
-    if not SINGLE_NAME.fullmatch(system.name):
+    if not SINGLE_NAME.fullmatch(system.name) or ".." in system.name:
         error(f"system.name '{system.name}' names a folder of the submission tree; use letters, digits, '.', '_', '+' "
               "or '-'")
 
