@@ -16,7 +16,7 @@ from evaluation.mbxp.languages import (
     LANGUAGES, Program, build_program, extract_solution, missing_runtime, node_modules_dir,
 )
 from evaluation.mbxp.pool import open_sandboxes
-from evaluation.mbxp.sandbox import PACKAGES, Execution, Limits, Sandbox, sandbox_unavailable
+from evaluation.mbxp.sandbox import PACKAGES, Execution, Interrupted, Limits, Sandbox, sandbox_unavailable
 from llmkit.config.schema import EvaluationConfig
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,8 @@ def run_problems(problems: list[tuple[str, str, str, str]], limits: Limits, work
             sandbox = slots.get()
             try:
                 return run_problem(sandbox, *problem)
+            except Interrupted:  # the evaluation is being stopped; this result is never read
+                return ProblemResult(f"{language}_{entry_point}", language, False, "not_evaluated", "interrupted")
             except Exception as error:  # an evaluator fault is one failed problem, never a hung evaluation
                 log.warning("MBXP %s_%s could not be run: %s", language, entry_point, error)
                 return ProblemResult(f"{language}_{entry_point}", language, False, "error", str(error))
@@ -126,8 +128,15 @@ def run_problems(problems: list[tuple[str, str, str, str]], limits: Limits, work
                 slots.put(sandbox)
 
         with ThreadPoolExecutor(max_workers=len(sandboxes)) as pool:
-            return list(tqdm(pool.map(one, problems), total=len(problems), desc="MBXP programs", unit="program",
-                             disable=not progress))
+            futures = [pool.submit(one, problem) for problem in problems]
+            try:
+                return [f.result() for f in tqdm(futures, desc="MBXP programs", unit="program", disable=not progress)]
+            except BaseException:  # Ctrl-C: start nothing more, kill what runs, then release the slots
+                for future in futures:
+                    future.cancel()
+                for sandbox in sandboxes:
+                    sandbox.interrupt()
+                raise
 
 
 def run_answers(answers: list[tuple[str, str, str]], config: EvaluationConfig) -> tuple[list[ProblemResult],

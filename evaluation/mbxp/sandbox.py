@@ -135,6 +135,10 @@ def filesystem_view(run: Path, packages: Path | None) -> list[str]:
     return args + ["--remount-ro", "/dev", "--remount-ro", "/"]
 
 
+class Interrupted(Exception):
+    """The evaluation was stopped (Ctrl-C): the slot runs nothing more."""
+
+
 class Sandbox:
     """One worker slot: its uid (as root), its area, its cgroups; one program at a time.
 
@@ -149,6 +153,17 @@ class Sandbox:
         # pool passes the tasks we already have plus what all its slots may add.
         self.process_limit = process_limit if process_limit is not None else limits.max_processes
         self._runs = 0
+        self._running: subprocess.Popen | None = None
+        self._interrupted = False
+
+    def interrupt(self) -> None:
+        """Stop the slot from another thread: its running program's tree is killed and no other starts."""
+        self._interrupted = True
+        process = self._running
+        if process is not None:
+            for child in children_of(process.pid):
+                signal_quietly(child)
+            signal_quietly(-process.pid)
 
     def workdir(self) -> Path:
         """A fresh work directory (as the evaluator sees it), in a fresh run directory of the slot's area."""
@@ -183,6 +198,8 @@ class Sandbox:
         return apply
 
     def run(self, argv: tuple[str, ...], workdir: Path, timeout: float) -> Execution:
+        if self._interrupted:
+            raise Interrupted()
         command = ["bwrap", *filesystem_view(self.area.inside_of(workdir.parent), self.packages),
                    "--unshare-all", "--die-with-parent", "--new-session", "--chdir", str(WORK), *argv]
         env = {"PATH": SANDBOX_PATH, "HOME": str(WORK), "TMPDIR": "/tmp", "LANG": "C.UTF-8",
@@ -193,17 +210,21 @@ class Sandbox:
                 process = subprocess.Popen(command, cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=log,
                                            stderr=subprocess.STDOUT, start_new_session=True,
                                            preexec_fn=self._prepare(timeout, cgroup))
+                self._running = process
                 try:
                     returncode, timed_out = process.wait(timeout=timeout), False
                 except subprocess.TimeoutExpired:
                     returncode, timed_out = None, True
                 finally:
+                    self._running = None
                     self._kill(process, cgroup)
             out_of_memory = cgroup is not None and cgroup.out_of_memory()
             cpu_seconds = cgroup.cpu_seconds() if cgroup is not None else None
         finally:
             if cgroup is not None:
                 cgroup.remove()
+        if self._interrupted:
+            raise Interrupted()  # killed by us: not a result, and not an outside kill to run again
         outside = outside_signal(returncode, timed_out, out_of_memory, cpu_seconds, cpu_limit_s(timeout))
         return Execution(returncode, timed_out, _tail(self.log_path), out_of_memory, outside)
 

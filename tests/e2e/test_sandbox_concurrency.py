@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import pandas as pd
 import pytest
 
 from evaluation.mbxp.identities import UIDS, lease_uids
+from evaluation.mbxp.linux import live_pids_of_uid
 from evaluation.mbxp.runner import limits_of, run_problems
 from evaluation.metrics import Prediction, mixtral_mbxp
 from evaluation.mbxp.sandbox import outside_signal
@@ -169,3 +171,30 @@ def test_only_a_signal_none_of_ours_counts_as_from_outside():
     assert outside_signal(128 + signal.SIGSEGV, False, False, 0.1, 5) is None  # the program's own crash
     assert outside_signal(128 + signal.SIGABRT, False, False, 0.1, 5) is None
     assert outside_signal(1, False, False, 0.1, 5) is None
+
+
+INTERRUPTED = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from evaluation.mbxp.runner import limits_of, run_problems
+from llmkit.config.schema import EvaluationConfig
+problems = [("python", f"loop{i}", "while True:\\n    pass", "def check(candidate):\\n    pass") for i in range(6)]
+print("started", flush=True)
+run_problems(problems, limits_of(EvaluationConfig(timeout_s=20, workers=2)), workers=2, progress=False)
+"""
+
+
+def test_ctrl_c_stops_an_evaluation_at_once_and_leaves_nothing_running(tmp_path):
+    """Six 20-second programs on two slots: Ctrl-C must not wait for them, and the slots are released."""
+    before = {p.name for p in Path(tempfile.gettempdir()).glob("llmkit-mbxp-*")}
+    process = subprocess.Popen([sys.executable, "-c", INTERRUPTED], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "started"
+    time.sleep(4)  # the first two programs are running
+    process.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - started < 10, "Ctrl-C waited for the programs"
+    assert process.returncode != 0 and "KeyboardInterrupt" in stderr
+    assert not [pid for uid in UIDS for pid in live_pids_of_uid(uid)], "sandboxed programs outlived the evaluation"
+    assert {p.name for p in Path(tempfile.gettempdir()).glob("llmkit-mbxp-*")} <= before
