@@ -44,6 +44,12 @@ COMMANDS = (
             stage_argv=("calibrate",)),
     Command("quantize", "quantize.__main__:main", "modelopt post-training quantization exported as a TensorRT-LLM "
             "checkpoint sharded for system.tp x system.pp", OVERRIDES, "llmkit quantize precision=fp8 system.tp=2"),
+    Command("build", "build_engines.__main__:main", "the TensorRT-LLM engine of the checkpoint for the system (trtllm-build "
+            "1.2.1), keyed with a manifest; build.dry_run=true prints the plan without a GPU", OVERRIDES,
+            "llmkit build system=h100x8 benchmark=llama3.1-405b build.dry_run=true"),
+    Command("plan", "build_engines.__main__:main", "what fits on each GPU and how fast it should run: memory, KV "
+            "capacity, batch, tokens/s, TTFT/TPOT (a table, a plot, plan.json=PATH)", OVERRIDES,
+            "llmkit plan system=h200x8 benchmark=llama3.1-405b scenario=server", stage_argv=("plan",)),
     Command("validate", "launch.validate:main", "compose every shipped config combination (or the one given) and "
             "report what is invalid", OVERRIDES, "llmkit validate benchmark=llama3.1-405b scenario=interactive"),
     Command("sample-data", "launch.sample_data:main", "write the sample dataset in the official schema",

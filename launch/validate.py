@@ -26,14 +26,15 @@ def check_combination(overrides: list[str]) -> list[Finding]:
         return [Finding(Severity.error, str(error))]
 
 
-# Groups that only one stage reads: each option is checked with every combination of the benchmark and model
-# groups, instead of multiplying the whole matrix.
-STAGE_GROUPS = {"precision": ("benchmark", "model")}
+# Groups whose options are checked with every combination of a few others, instead of multiplying the whole matrix:
+# the precision (read by the quantize stage) with the benchmark and model; each system (its tuned entries are checked
+# whichever combination names it) with the benchmark, model and scenario that pick an entry.
+STAGE_GROUPS = {"precision": ("benchmark", "model"), "system": ("benchmark", "model", "scenario")}
 
 
 def _combinations() -> list[list[str]]:
     groups = group_names(CONF_DIR)
-    served = [g for g in groups if g not in STAGE_GROUPS]
+    served = [g for g in groups if g not in STAGE_GROUPS and g != "hydra"]
     combos = [[f"{g}={v}" for g, v in zip(served, values)]
               for values in itertools.product(*(group_options(g) for g in served))]
     for stage_group, crossed in STAGE_GROUPS.items():

@@ -88,8 +88,14 @@ def _readable(tree: Path) -> None:
             os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
-def build_or_reuse(root: Path, kind: str, inputs: dict, build: Callable[[Path], dict], force: bool = False) -> Path:
-    """The artifact for `inputs` under root/kind/<key>, built by `build(staging_dir) -> manifest facts` if needed."""
+def artifact_path(root: Path, kind: str, inputs: dict) -> Path:
+    return root / kind / content_key(inputs)
+
+
+def build_or_reuse(root: Path, kind: str, inputs: dict, build: Callable[[Path], dict], force: bool = False,
+                   staging: Path | None = None) -> Path:
+    """The artifact for `inputs` under root/kind/<key>, built by `build(staging_dir) -> manifest facts` if needed.
+    `staging` names the staging directory when other processes write into it too (a multi-rank build)."""
     key = content_key(inputs)
     final = root / kind / key
     if final.is_dir() and not force:
@@ -99,7 +105,10 @@ def build_or_reuse(root: Path, kind: str, inputs: dict, build: Callable[[Path], 
             return final
         raise UserError(f"{final} holds another {kind} artifact under the same key; remove it or pass force=true")
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}.staging-", dir=final.parent))
+    if staging is None:
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.staging-", dir=final.parent))
+    else:
+        staging.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
         facts = build(staging)

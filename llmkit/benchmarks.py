@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from llmkit.errors import UserError, did_you_mean
+from llmkit.models.dims import ModelShape
 
 
 # The rules' minimum duration of a performance run (mlperf.conf's min_duration), for every LLM scenario.
@@ -61,6 +62,21 @@ class AccuracyTarget:
 
 
 @dataclass(frozen=True)
+class SequenceLengths:
+    """Token counts of the validation set's prompts and of the reference's answers: what serving it costs.
+
+    The planner sizes the KV cache and the prefill/decode mix from the means and its worst cases from the maxima.
+    """
+
+    input_mean: float
+    input_median: float
+    input_p99: float
+    input_max: int
+    output_mean: float
+    output_max: int
+
+
+@dataclass(frozen=True)
 class Benchmark:
     name: str
     checkpoint: str
@@ -86,6 +102,9 @@ class Benchmark:
     offline_min_query_count: int
     accuracy_targets: tuple[AccuracyTarget, ...]
     tokens_per_sample: float
+    # The official checkpoint's dimensions (its config.json) and the validation set's sequence lengths.
+    shape: ModelShape
+    lengths: SequenceLengths
     tokens_per_sample_band: tuple[float, float] = (0.9, 1.1)
     # The submission checker's upper bound may use an older reference than its lower bound.
     tokens_per_sample_upper_reference: float | None = None
@@ -160,6 +179,16 @@ MIXTRAL_8X7B = Benchmark(
         AccuracyTarget("mbxp", 60.16),
     ),
     tokens_per_sample=144.84,
+    # mistralai/Mixtral-8x7B-Instruct-v0.1 config.json.
+    shape=ModelShape(
+        architecture="MixtralForCausalLM", vocab_size=32000, hidden_size=4096, intermediate_size=14336,
+        num_layers=32, num_heads=32, num_kv_heads=8, head_dim=128, num_experts=8, experts_per_token=2,
+        tied_embeddings=False,
+    ),
+    # openshift-psap/performance-dashboard, mlperf-data summary of the 15000-row validation set (tok_input_len and
+    # tok_ref_output_len); its output maximum is not stated there, so max_new_tokens stands in.
+    lengths=SequenceLengths(input_mean=427.4, input_median=283, input_p99=1561, input_max=1948, output_mean=144.8,
+                            output_max=1024),
     tokens_per_sample_upper_reference=145.9,
     stop_sequence_text="\n```\n",
     stop_sequence_ids=(13, 13940, 28832, 13),
@@ -193,6 +222,14 @@ LLAMA3_1_405B = Benchmark(
     offline_min_query_count=8313,
     accuracy_targets=(AccuracyTarget("rougeL", 21.6666), AccuracyTarget("exact_match", 90.1335)),
     tokens_per_sample=684.68,
+    # meta-llama/Llama-3.1-405B-Instruct config.json.
+    shape=ModelShape(
+        architecture="LlamaForCausalLM", vocab_size=128256, hidden_size=16384, intermediate_size=53248,
+        num_layers=126, num_heads=128, num_kv_heads=8, head_dim=128, num_experts=0, tied_embeddings=False,
+    ),
+    # openshift-psap/performance-dashboard, mlperf-data summary of the 8313-row validation set.
+    lengths=SequenceLengths(input_mean=9428.6, input_median=10112, input_p99=18941, input_max=19988,
+                            output_mean=684.7, output_max=1830),
     clean_up_tokenization_spaces=True,
 )
 

@@ -63,7 +63,7 @@ def _checkpoint_files(path: Path) -> list[Path]:
     return files
 
 
-def _recipe_key(precision) -> dict:
+def recipe_key(precision) -> dict:
     """The precision settings that shape the checkpoint: a setting the recipe ignores does not change the key."""
     key = {"name": precision.name.value, "kv_cache": precision.kv_cache.value, "exclude": list(precision.exclude)}
     formats = recipe_formats(precision)
@@ -100,7 +100,7 @@ def quantize(cfg: RunConfig) -> Path:
         "architecture": shape.architecture,
         "calibration_sha256": None if passthrough else calibration.get("calibration_sha256"),
         "calibration_batch_size": None if passthrough else cfg.calibration.batch_size,
-        "precision": _recipe_key(precision),
+        "precision": recipe_key(precision),
         "tp": system.tp, "pp": system.pp,
         "device": device,
         "load_dtype": settings.load_dtype.value, "export_dtype": settings.export_dtype.value,

@@ -12,21 +12,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from llmkit.config import backends, precisions  # noqa: F401  (their schemas register in the ConfigStore)
-from llmkit.config.schema import PrecisionName, RunConfig
+from llmkit.config.groups import CONF_DIR, group_names, group_options  # noqa: F401  (used by the CLI too)
+from llmkit.config.schema import PrecisionConfig, PrecisionName, RunConfig
+from llmkit.config.systems import apply_tuned, precision_option
 from llmkit.errors import UserError, did_you_mean
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 SCHEMA_NAME = "run_config_schema"
 
 ConfigStore.instance().store(name=SCHEMA_NAME, node=RunConfig)
-
-
-def group_names(conf_dir: Path = CONF_DIR) -> list[str]:
-    return sorted(p.name for p in conf_dir.iterdir() if p.is_dir())
-
-
-def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
-    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
 
 
 def _values(override) -> list[str]:
@@ -129,14 +122,35 @@ def _schema_fields(schema_name: str) -> list[str]:
     return []
 
 
+def _choose_precision(cfg: DictConfig, conf_dir: Path = CONF_DIR) -> None:
+    """Without `precision=`, the system's tuned entry names the recipe (else bf16): its YAML over its schema, with
+    any `precision.KEY=` the user set on top."""
+    option = precision_option(cfg)
+    if option is None:
+        return
+    path = conf_dir / "precision" / f"{option}.yaml"
+    if not path.is_file():
+        raise UserError(f"system={cfg.system.name} names precision '{option}', which is not a precision config"
+                        f"{did_you_mean(option, group_options('precision', conf_dir))}; fix its tuned entry")
+    body = OmegaConf.load(path)
+    schema_name = next(iter(body.pop("defaults")))
+    schema = {f"{name.value}_schema": cls for name, cls in precisions.PRECISIONS.items()}[schema_name]
+    base = OmegaConf.structured(PrecisionConfig)
+    user = {key: cfg.precision[key] for key in cfg.precision if key != "name" and cfg.precision[key] != base[key]}
+    cfg.precision = OmegaConf.merge(OmegaConf.structured(schema), body, user)
+
+
 def to_run_config(cfg: DictConfig) -> RunConfig:
-    """The typed config object (Hydra has already checked keys and types against the schema)."""
+    """The typed config object (Hydra has already checked keys and types against the schema), with what the user
+    left unset taken from the system's tuned entry for the benchmark and scenario (llmkit/config/systems.py)."""
     try:
+        _choose_precision(cfg)
         run_config = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as error:
         raise UserError(_explain(error)) from None
     if not isinstance(run_config, RunConfig):
         raise UserError("the composed config is not a RunConfig; conf/config.yaml must keep run_config_schema first")
+    apply_tuned(run_config)
     return run_config
 
 

@@ -9,6 +9,7 @@ from omegaconf import MISSING
 
 from llmkit.benchmarks import Scenario
 from llmkit.compliance import ComplianceTest
+from llmkit.config.build import BuildConfig, BuildFlags
 from llmkit.rounds import SubmissionRound, V6_0
 
 
@@ -77,8 +78,13 @@ class DatasetConfig:
 class ScenarioConfig:
     name: Scenario = MISSING
     # Server/Interactive: the Poisson arrival rate loadgen issues at. Offline: the expected rate, which sets how
-    # many samples an Offline run issues (target_qps x min_duration).
-    target_qps: float = 1.0
+    # many samples an Offline run issues (target_qps x min_duration). None: the system entry's, else
+    # DEFAULT_TARGET_QPS.
+    target_qps: Optional[float] = None
+
+
+# The arrival rate of a scenario when neither the user nor the system's tuned entry states one.
+DEFAULT_TARGET_QPS = {Scenario.Offline: 1.0, Scenario.Server: 4.0, Scenario.Interactive: 4.0}
 
 
 @dataclass
@@ -134,21 +140,70 @@ class SystemDescription:
 
 
 @dataclass
+class TunedSettings:
+    """One benchmark x scenario entry of a system: the settings a submitter published for it (TRTLLM.md section 5).
+
+    A run of that benchmark and scenario takes every one of them it does not override (llmkit/config/systems.py).
+    """
+
+    benchmark: str = MISSING
+    scenario: Scenario = MISSING
+    # An option of conf/precision/ (the quantization recipe).
+    precision: str = MISSING
+    tp: int = 1
+    pp: int = 1
+    # Data-parallel instances in the whole system.
+    dp: int = 1
+    # The engine's build limits, and the runtime's (None: the build value).
+    max_batch_size: int = MISSING
+    max_num_tokens: int = MISSING
+    runtime_max_batch_size: Optional[int] = None
+    runtime_max_num_tokens: Optional[int] = None
+    # The fraction of the GPU memory left after the weights that the KV cache takes (TensorRT-LLM's
+    # free_gpu_memory_fraction).
+    kv_cache_free_gpu_memory_fraction: float = 0.9
+    # The arrival rate of a run (scenario.target_qps), from the published throughput.
+    target_qps: Optional[float] = None
+    # trtllm-build flags beyond the system's build_flags.
+    build_flags: BuildFlags = field(default_factory=BuildFlags)
+    # The published result these settings gave: output tokens per second of the whole system (MLPERF.md section 6).
+    published_tokens_per_s: Optional[float] = None
+    # Who published the settings and the result (submitter, round).
+    source: str = ""
+
+    @property
+    def runtime_batch(self) -> int:
+        return self.runtime_max_batch_size or self.max_batch_size
+
+    @property
+    def runtime_tokens(self) -> int:
+        return self.runtime_max_num_tokens or self.max_num_tokens
+
+
+@dataclass
 class SystemConfig:
     """The machine a run uses and how the backend instances are laid out on it (sut/placement.py).
 
     `dp` backend instances of `tp` x `pp` devices each. In one process, instance k gets devices
     [k*tp*pp, (k+1)*tp*pp); under mpirun or srun each worker rank hosts the instances of its share of a node's devices.
+    dp, tp and pp left unset come from the tuned entry for the run's benchmark and scenario, else 1 (tp, pp) and
+    every device (dp).
     """
 
     name: str = MISSING
     device: Device = Device.cpu
+    # The GPU model: a key of llmkit.gpus.GPUS (memory, bandwidth, throughput, SM); None on a CPU system.
+    gpu: Optional[str] = None
     # GPUs per node (0 on a CPU system, whose instances all share the CPU).
     devices_per_node: int = 0
     nodes: int = 1
-    dp: int = 1
-    tp: int = 1
-    pp: int = 1
+    dp: Optional[int] = None
+    tp: Optional[int] = None
+    pp: Optional[int] = None
+    # trtllm-build flags every engine of this system is built with (a tuned entry adds its own).
+    build_flags: BuildFlags = field(default_factory=BuildFlags)
+    # The published settings per benchmark x scenario.
+    tuned: list[TunedSettings] = field(default_factory=list)
     description: SystemDescription = field(default_factory=SystemDescription)
 
 
@@ -275,6 +330,22 @@ class SubmissionConfig:
 
 
 @dataclass
+class PlanConfig:
+    """The memory and throughput planner (`llmkit plan`)."""
+
+    # Write the plan's figures as JSON here.
+    json: Optional[str] = None
+    # Write the plot (tokens/s and TPOT against batch; the memory breakdown) here; None: beside the JSON, or
+    # plan-<benchmark>-<system>-<scenario>.png in the working directory.
+    plot: Optional[str] = None
+    # Plan this batch and these tokens per iteration instead of the system entry's (None: the entry's, or the
+    # planner's own choice when the system has no entry).
+    max_batch_size: Optional[int] = None
+    max_num_tokens: Optional[int] = None
+    kv_cache_free_gpu_memory_fraction: Optional[float] = None
+
+
+@dataclass
 class RunConfig:
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -288,6 +359,8 @@ class RunConfig:
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    build: BuildConfig = field(default_factory=BuildConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
     mode: Mode = Mode.performance
     # The run directory; default runs/<benchmark>/<system>/<scenario>/<run-id>. An existing run is never overwritten.
     output_dir: Optional[str] = None

@@ -8,11 +8,13 @@ from enum import Enum
 
 from llmkit.benchmarks import BENCHMARKS, Benchmark, Scenario, TokenizerKind
 from llmkit.config.backends import BACKENDS
+from llmkit.config.groups import group_options
 from llmkit.config.precisions import AutoquantConfig, awq_block_size
 from llmkit.config.schema import (
     DatasetSource, Device, DType, KVCacheFormat, Mode, PrecisionName, RunConfig, TinyArchitecture,
 )
 from llmkit.errors import UserError, did_you_mean
+from llmkit.gpus import GPUS
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,53 @@ def _check_system(cfg: RunConfig, error) -> None:
     if not SINGLE_NAME.fullmatch(system.name) or ".." in system.name:
         error(f"system.name '{system.name}' names a folder of the submission tree; use letters, digits, '.', '_', '+' "
               "or '-'")
+    if system.gpu is not None:
+        if system.device is not Device.cuda:
+            error(f"system.gpu={system.gpu} has no effect with system.device=cpu; drop it or set system.device=cuda")
+        elif system.gpu not in GPUS:
+            error(f"system.gpu={system.gpu} is not a known GPU{did_you_mean(system.gpu, GPUS)}; choose one of: "
+                  f"{', '.join(GPUS)}")
+    for entry in system.tuned:
+        _check_tuned(system, entry, error)
+    seen = [(e.benchmark, e.scenario) for e in system.tuned]
+    for duplicate in sorted({k for k in seen if seen.count(k) > 1}):
+        error(f"system={system.name} has two tuned entries for {duplicate[0]} {duplicate[1].value}; keep one")
+
+
+def _check_tuned(system, entry, error) -> None:
+    where = f"system={system.name}'s tuned entry for {entry.benchmark} {entry.scenario.value}"
+    benchmark = BENCHMARKS.get(entry.benchmark)
+    if benchmark is None:
+        error(f"{where} names an unknown benchmark{did_you_mean(entry.benchmark, BENCHMARKS)}; known: "
+              f"{', '.join(BENCHMARKS)}")
+        return
+    if entry.scenario not in benchmark.scenarios:
+        error(f"{where}: {entry.benchmark} has no {entry.scenario.value} scenario; remove the entry")
+    options = group_options("precision")
+    if entry.precision not in options:
+        error(f"{where} names precision '{entry.precision}'{did_you_mean(entry.precision, options)}, which is not a "
+              f"precision config; choose one of: {', '.join(options)}")
+    for name in ("tp", "pp", "dp", "max_batch_size", "max_num_tokens", "runtime_max_batch_size",
+                 "runtime_max_num_tokens"):
+        value = getattr(entry, name)
+        if value is not None and value < 1:
+            error(f"{where}: {name} must be at least 1, got {value}")
+            return
+    gpus = entry.tp * entry.pp * entry.dp
+    if system.device is Device.cuda and gpus > system.devices_per_node * system.nodes:
+        error(f"{where}: dp {entry.dp} x tp {entry.tp} x pp {entry.pp} = {gpus} GPUs but the system has "
+              f"{system.devices_per_node * system.nodes}; lower dp")
+    for runtime, build in (("runtime_max_batch_size", "max_batch_size"), ("runtime_max_num_tokens", "max_num_tokens")):
+        if (getattr(entry, runtime) or 0) > getattr(entry, build):
+            error(f"{where}: {runtime} {getattr(entry, runtime)} exceeds the engine's {build} {getattr(entry, build)}; "
+                  f"lower it or raise {build}")
+    if not 0 < entry.kv_cache_free_gpu_memory_fraction < 1:
+        error(f"{where}: kv_cache_free_gpu_memory_fraction must lie between 0 and 1 (exclusive), got "
+              f"{entry.kv_cache_free_gpu_memory_fraction}")
+    for name in ("target_qps", "published_tokens_per_s"):
+        value = getattr(entry, name)
+        if value is not None and not (0 < value < float("inf")):
+            error(f"{where}: {name} must be a positive number, got {value}")
 
 
 def _check_backend(cfg: RunConfig, error, warning) -> None:

@@ -106,8 +106,8 @@ def test_yaml_states_only_what_differs_from_its_schema():
         values.pop("defaults", None)
         if group == "backend":
             schema = BACKENDS[path.stem].schema
-        elif group == "precision":
-            schema = PRECISIONS[PrecisionName(path.stem)]
+        elif group == "precision":  # named by its defaults list: <recipe>_schema
+            schema = PRECISIONS[PrecisionName(yaml.safe_load(path.read_text())["defaults"][0].removesuffix("_schema"))]
         else:
             schema = schemas[group]
         defaults = OmegaConf.to_container(OmegaConf.structured(schema), enum_to_str=True)

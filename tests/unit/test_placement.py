@@ -10,7 +10,8 @@ from sut.placement import PlacementMode, place
 
 
 def gpus(**fields) -> SystemConfig:
-    return SystemConfig(name="gpus", device=Device.cuda, **{"devices_per_node": 8, **fields})
+    """A resolved system (a composed config fills dp, tp and pp; llmkit/config/systems.py)."""
+    return SystemConfig(name="gpus", device=Device.cuda, **{"devices_per_node": 8, "dp": 1, "tp": 1, "pp": 1, **fields})
 
 
 def test_one_process_slices_the_devices_per_instance():
@@ -19,7 +20,7 @@ def test_one_process_slices_the_devices_per_instance():
     assert [p.devices for p in placement.instances] == [
         ("cuda:0", "cuda:1"), ("cuda:2", "cuda:3"), ("cuda:4", "cuda:5"), ("cuda:6", "cuda:7")]
     assert all(p.ranks == (0,) for p in placement.instances)
-    cpu = place(SystemConfig(name="cpu", dp=2), world_size=1, spans_ranks=False)
+    cpu = place(SystemConfig(name="cpu", dp=2, tp=1, pp=1), world_size=1, spans_ranks=False)
     assert [p.devices for p in cpu.instances] == [("cpu",), ("cpu",)]
 
 

@@ -1,0 +1,105 @@
+"""What an engine is built with and for: the TensorRT-LLM and TensorRT versions, the GPU and its SM, the CUDA version.
+
+A TensorRT engine loads only on the TensorRT version and GPU architecture it was built with, and its config.json
+records neither, so the kit records them itself (in the engine's key and manifest). They are read here:
+- TensorRT-LLM and TensorRT: the installed distributions' metadata (nothing is imported);
+- the GPUs: `nvidia-smi --query-gpu=... --format=csv,noheader,nounits` (name, compute capability, memory);
+- CUDA: the driver's CUDA version from `nvidia-smi -q -x` (its XML report).
+A dry run, which needs none of them, plans for the pinned release instead (EXPECTED).
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import xml.etree.ElementTree as ElementTree
+from dataclasses import asdict, dataclass
+from importlib import metadata
+
+from llmkit.errors import UserError
+from llmkit.gpus import GpuSpec
+
+# The release the engine path is written against (shared/TRTLLM.md section 1): the last one with compiled engines.
+TRTLLM_VERSION = "1.2.1"
+TENSORRT_VERSION = "10.14.1"
+CUDA_VERSION = "13.1"
+CONTAINER = f"nvcr.io/nvidia/tensorrt-llm/release:{TRTLLM_VERSION}"
+TRTLLM_BUILD = "trtllm-build"
+TENSORRT_DISTRIBUTIONS = ("tensorrt", "tensorrt-cu13", "tensorrt_cu13", "tensorrt-cu12", "tensorrt_cu12")
+GPU_QUERY = "name,compute_cap,memory.total"
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    trtllm_version: str
+    tensorrt_version: str
+    cuda_version: str
+    gpu_name: str
+    sm: int  # compute capability as an integer: 90 for 9.0, 100 for 10.0
+    gpus: int  # visible GPUs
+    expected: bool = False  # planned for the pinned release (dry run), not probed
+
+    def key(self) -> dict:
+        """What decides whether an engine loads: the versions, the SM and CUDA (not the GPU's marketing name)."""
+        return {"trtllm_version": self.trtllm_version, "tensorrt_version": self.tensorrt_version,
+                "cuda_version": self.cuda_version, "sm": self.sm}
+
+    def describe(self) -> dict:
+        return asdict(self)
+
+
+def expected(gpu: GpuSpec, gpus: int) -> Toolchain:
+    """The pinned release on the system's GPU: what a dry run plans for."""
+    return Toolchain(TRTLLM_VERSION, TENSORRT_VERSION, CUDA_VERSION, gpu.name, gpu.sm, gpus, expected=True)
+
+
+def _version(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _smi(*args: str) -> str:
+    try:
+        done = subprocess.run(["nvidia-smi", *args], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise UserError("llmkit build needs an NVIDIA GPU and nvidia-smi is not on PATH; run it on a GPU node in "
+                        f"the TensorRT-LLM container ({CONTAINER}), or pass build.dry_run=true to see the plan") from None
+    if done.returncode != 0:
+        lines = (done.stdout.strip() or done.stderr.strip()).splitlines()
+        said = lines[0] if lines else f"exit status {done.returncode}"
+        raise UserError(f"llmkit build needs an NVIDIA GPU and nvidia-smi finds none ({said}); run it on a GPU node, "
+                        "or pass build.dry_run=true to see the plan")
+    return done.stdout
+
+
+def _compute_capability(text: str) -> int:
+    major, _, minor = text.strip().partition(".")
+    return int(major) * 10 + int(minor or 0)
+
+
+def probe() -> Toolchain:
+    """The toolchain of this machine; one sentence naming what is missing when it cannot build engines."""
+    if shutil.which(TRTLLM_BUILD) is None:
+        raise UserError(f"llmkit build needs TensorRT-LLM {TRTLLM_VERSION} and {TRTLLM_BUILD} is not on PATH; run it "
+                        f"in the TensorRT-LLM container ({CONTAINER}), or pass build.dry_run=true to see the plan")
+    trtllm = _version(("tensorrt_llm", "tensorrt-llm"))
+    tensorrt = _version(TENSORRT_DISTRIBUTIONS)
+    if trtllm is None or tensorrt is None:
+        missing = "tensorrt_llm" if trtllm is None else "tensorrt"
+        raise UserError(f"{TRTLLM_BUILD} is on PATH but this Python has no {missing} distribution, so the engine's "
+                        f"versions cannot be recorded; run llmkit in the TensorRT-LLM container ({CONTAINER})")
+    rows = [line.split(", ") for line in _smi(f"--query-gpu={GPU_QUERY}", "--format=csv,noheader,nounits")
+            .splitlines() if line.strip()]
+    if not rows:
+        raise UserError("llmkit build needs an NVIDIA GPU and nvidia-smi lists none; run it on a GPU node, or pass "
+                        "build.dry_run=true to see the plan")
+    names = {row[0] for row in rows}
+    if len(names) > 1:
+        raise UserError(f"this node mixes GPU models ({', '.join(sorted(names))}); make one model visible with "
+                        "CUDA_VISIBLE_DEVICES")
+    report = ElementTree.fromstring(_smi("-q", "-x"))
+    cuda = (report.findtext("cuda_version") or "").strip()
+    return Toolchain(trtllm, tensorrt, cuda, rows[0][0], _compute_capability(rows[0][1]), len(rows))
