@@ -10,6 +10,7 @@ BENCHES = {
     "harness": ("bench.harness", "the SUT's own overhead with the replay engine: ceiling, published loads, soak"),
     "hf": ("bench.hf", "the hf backend's continuous batching against one request at a time"),
     "evaluation": ("bench.evaluation", "how fast a 15000-sample mixtral accuracy log is scored"),
+    "planner": ("bench.planner", "the planner's predicted tokens/s per GPU against every published result"),
 }
 
 

@@ -14,12 +14,13 @@ from tqdm import tqdm
 from llmkit.benchmarks import Benchmark, Scenario, get_benchmark
 from llmkit.compliance import AUDIT_CONFIGS
 from llmkit.config.backends import backend_entry
-from llmkit.config.schema import DatasetSource, Mode, RunConfig
+from llmkit.config.schema import DatasetSource, Device, Mode, RunConfig
 from llmkit.config.validate import require_valid
 from llmkit.data.datasets import Dataset, load_dataset
 from llmkit.errors import USER_ERROR_EXIT_CODE
 from llmkit.loadgen_log import read_detail_log, summarize
 from llmkit.log import log_critical_now
+from llmkit.planner.configured import memory_preflight
 from llmkit.rundir import StagedDir, default_run_dir, refuse_existing_run
 from sut import mpi, settings
 from sut.backends import backend_class, create_backend
@@ -54,6 +55,8 @@ def prepare(cfg: RunConfig, world_size: int) -> Prepared:
     require_valid(cfg)
     benchmark = get_benchmark(cfg.benchmark.name)
     placement = place(cfg.system, world_size, backend_entry(cfg.backend.name).spans_ranks)
+    if cfg.system.device is Device.cuda and cfg.system.gpu is not None:
+        memory_preflight(cfg)  # a topology whose GPUs cannot hold the model stops here, naming one that can
     run_dir = Path(cfg.output_dir) if cfg.output_dir else default_run_dir(
         cfg.runs_root, benchmark.name, cfg.system.name, cfg.scenario.name.value, cfg.mode.value
     )

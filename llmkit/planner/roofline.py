@@ -23,6 +23,7 @@ GEMMs reach ~70-75% of the H100's 1979 TFLOPS at the sizes of these models (thou
 channels) before the clock drops under the power cap; the FP4 kernels of Blackwell reach a similar share."""
 
 GEMM_OVERLAP = 1.0
+MOE_GEMM_SHARE = 1.0
 FP4_GEMM_EFFICIENCY = 0.7
 
 BANDWIDTH_EFFICIENCY = 0.85
@@ -78,11 +79,11 @@ def distinct_experts(tokens: float, experts: int, top_k: int) -> float:
     return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
 
 
-def _gemm(request: PlanRequest, tokens: float, parameters: float, bits: float | None = None) -> float:
+def _gemm(request: PlanRequest, tokens: float, parameters: float, bits: float | None = None, scale: float = 1.0) -> float:
     """One linear of `parameters` weights (on this GPU) over `tokens` tokens: compute or weight read, the larger."""
     gpu = request.gpu
     if bits is None:  # a quantized linear, its GEMMs split between the recipe's formats
-        compute = sum(share * 2 * tokens * parameters / (gpu.flops(fmt) * (FP4_GEMM_EFFICIENCY if fmt == "fp4" else GEMM_EFFICIENCY))
+        compute = sum(share * 2 * tokens * parameters / (gpu.flops(fmt) * (FP4_GEMM_EFFICIENCY if fmt == "fp4" else GEMM_EFFICIENCY) * scale)
                       for fmt, share in request.mix)
         bits = request.weight_bits
     else:
@@ -119,7 +120,7 @@ def iteration(request: PlanRequest, decode: float, prefill: float, last_stage: b
     if shape.is_moe:
         touched = distinct_experts(tokens, shape.num_experts, shape.experts_per_token)
         per_expert = tokens * shape.experts_per_token / touched if touched else 0.0
-        mlp = touched * _gemm(request, per_expert, expert)
+        mlp = touched * _gemm(request, per_expert, expert, scale=MOE_GEMM_SHARE)
     else:
         mlp = _gemm(request, tokens, expert)
     gemm = layers * (_gemm(request, tokens, attention_weights) + mlp)

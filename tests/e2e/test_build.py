@@ -243,3 +243,25 @@ def test_check_engine_refuses_what_a_run_cannot_load(artifacts, tmp_path, fake_n
     (engine / "rank0.engine").unlink()
     with pytest.raises(UserError, match="has lost rank0.engine"):
         check_engine(engine, needs)
+
+
+def test_a_run_on_a_topology_that_cannot_hold_the_model_is_refused_before_it_starts(quick, tmp_path):
+    import shutil as files
+
+    from llmkit.benchmarks import LLAMA3_1_405B
+
+    checkpoint = tmp_path / "Llama-3.1-405B-Instruct"
+    checkpoint.mkdir()
+    shape = LLAMA3_1_405B.shape
+    (checkpoint / "config.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "vocab_size": shape.vocab_size, "hidden_size": shape.hidden_size,
+        "intermediate_size": shape.intermediate_size, "num_hidden_layers": shape.num_layers,
+        "num_attention_heads": shape.num_heads, "num_key_value_heads": shape.num_kv_heads, "head_dim": shape.head_dim}))
+    (checkpoint / "model.safetensors").write_bytes(b"")  # the weights are never read: the preflight comes first
+    files.copy(Path(quick[0].split("=", 1)[1]) / "models" / "tiny-llama3" / "tokenizer.json", checkpoint)
+    result = run_cli("llmkit", "run", *quick, "system=h100x8", "benchmark=llama3.1-405b", "model=checkpoint",
+                     f"model.path={checkpoint}", "backend=replay", "system.tp=4", "system.dp=1",
+                     f"output_dir={tmp_path / 'run'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "needs" in result.stderr and "on tp 4 x pp 1 of H100-SXM-80GB" in result.stderr
+    assert not (tmp_path / "run").exists()
