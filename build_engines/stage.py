@@ -88,12 +88,12 @@ def plan(cfg: RunConfig) -> BuildPlan:
     if chain.sm != gpu.sm:
         raise UserError(f"system={cfg.system.name} is built for {gpu.name} (SM{gpu.sm}) but this node has "
                         f"{chain.gpu_name} (SM{chain.sm}); choose the system of this node's GPUs")
-    checkpoint = checkpoints.resolve(cfg, dry_run)
+    rank, ranks = launcher_rank()
+    checkpoint = checkpoints.resolve(cfg, dry_run, ranks)
     warnings = preflight.check(build_flags.effective(flags), checkpoint.facts, chain.sm, benchmark, entry,
                                cfg.system.name)
     key_inputs = None if checkpoint.key is None else {
         "checkpoint": checkpoint.key, "flags": build_flags.as_dict(flags), **chain.key()}
-    rank, ranks = launcher_rank()
     per = cfg.system.tp * cfg.system.pp
     workers = 1 if ranks > 1 else (cfg.build.workers or max(1, min(per, chain.gpus)))
     return BuildPlan(cfg.system.name, benchmark.name, cfg.scenario.name.value, cfg.precision.name.value, checkpoint,

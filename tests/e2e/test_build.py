@@ -81,11 +81,14 @@ def test_build_writes_a_keyed_engine_with_its_manifest_and_reuses_it(artifacts, 
 def test_mpirun_ranks_build_their_share_and_only_rank_0_writes_the_manifest(artifacts, tmp_path):
     root = tmp_path / "art"
     env = fake_toolchain_env(H100)
-    # The checkpoint first (one process), then two MPI ranks split its 8 engine ranks.
-    made = run_cli("llmkit", "quantize", *_args(artifacts, root, *LLAMA), env=env)
-    assert made.returncode == 0, made.stderr[-3000:]
     extra = [item for key in ("PATH", "PYTHONPATH", "LLMKIT_FAKE_GPUS", "LLMKIT_FAKE_PYTHON", "LLMKIT_FAKE_CUDA")
              for item in ("-x", key)]
+    # The ranks never quantize at once: the checkpoint is made first, by one process.
+    early = run_cli(*MPIRUN, *extra, "-np", "2", sys.executable, "-m", "build_engines",
+                    *_args(artifacts, root, *LLAMA), env=env, timeout=300)
+    assert early.returncode != 0 and "2 MPI ranks must not quantize at once" in early.stderr
+    made = run_cli("llmkit", "quantize", *_args(artifacts, root, *LLAMA), env=env)
+    assert made.returncode == 0, made.stderr[-3000:]
     result = run_cli(*MPIRUN, *extra, "-np", "2", sys.executable, "-m", "build_engines",
                      *_args(artifacts, root, *LLAMA), env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-2000:]
