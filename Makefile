@@ -24,6 +24,7 @@ run: $(STAMP) $(RUNTIMES)
 
 test: $(STAMP) $(RUNTIMES)
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy sut/backends/trtllm.py sut/backends/trtllm_pytorch.py sut/backends/trtllm_common.py
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

@@ -57,39 +57,49 @@ def published_rows() -> list[Row]:
             request, _ = request_for_run(cfg, planning=True)
             result = plan(request)
             gpus = request.gpus * request.instances
+            # Offline: the batch and what bounds it; Server: the sequences decoding at the highest load within the
+            # latency limits, and which limit binds.
+            batch, bound = ((result.batch, result.batch_limit) if result.server is None else
+                            (round(result.server.decode), result.server.limit))
             rows.append(Row(system_name, entry.benchmark, entry.scenario.value,
                             f"{entry.precision}, tp {entry.tp} x pp {entry.pp} x {entry.dp}, batch "
                             f"{entry.runtime_batch}, mnt {entry.runtime_tokens}",
-                            gpus, entry.published_tokens_per_s / gpus, result.tokens_per_s_per_gpu, result.batch,
-                            result.batch_limit, entry.source))
+                            gpus, entry.published_tokens_per_s / gpus, result.tokens_per_s_per_gpu, batch, bound,
+                            entry.source))
     return rows
 
 
 def plot(rows: list[Row], path: Path) -> None:
+    """Left: predicted against published (log-log, the target band shaded); right: each row's ratio."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 6))
+    figure, (scatter, bars) = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [1, 1.3]})
     for row in rows:
-        marker = "o" if row.scenario == "Offline" else "s"
-        axis.scatter(row.published_per_gpu, row.predicted_per_gpu, marker=marker)
-        axis.annotate(f"{row.system} {get_benchmark(row.benchmark).name} {row.scenario}",
-                      (row.published_per_gpu, row.predicted_per_gpu), fontsize=7, xytext=(4, 2),
-                      textcoords="offset points")
+        scatter.scatter(row.published_per_gpu, row.predicted_per_gpu, marker="o" if row.scenario == "Offline" else "s",
+                        color="tab:blue" if row.benchmark == "llama3.1-405b" else "tab:orange")
     low = min(min(r.published_per_gpu, r.predicted_per_gpu) for r in rows) * 0.7
     high = max(max(r.published_per_gpu, r.predicted_per_gpu) for r in rows) * 1.4
     line = [low, high]
-    axis.plot(line, line, color="black", linewidth=0.8, label="predicted = published")
-    axis.fill_between(line, [v * TARGET[0] for v in line], [v * TARGET[1] for v in line], alpha=0.15,
-                      label=f"target {TARGET[0]}-{TARGET[1]}")
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlabel("published output tokens/s per GPU")
-    axis.set_ylabel("predicted output tokens/s per GPU")
-    axis.set_title("llmkit plan against MLPerf published results (o Offline, s Server)")
-    axis.legend(loc="upper left", fontsize=8)
+    scatter.plot(line, line, color="black", linewidth=0.8, label="predicted = published")
+    scatter.fill_between(line, [v * TARGET[0] for v in line], [v * TARGET[1] for v in line], alpha=0.15,
+                         label=f"target {TARGET[0]}-{TARGET[1]}")
+    scatter.set(xscale="log", yscale="log", xlabel="published output tokens/s per GPU",
+                ylabel="predicted output tokens/s per GPU",
+                title="o Offline, s Server; blue llama3.1-405b, orange mixtral-8x7b")
+    scatter.legend(loc="upper left", fontsize=8)
+    labels = [f"{r.system} {r.benchmark} {r.scenario}" for r in rows]
+    ratios = [r.ratio for r in rows]
+    colours = ["tab:green" if TARGET[0] <= x <= TARGET[1] else "tab:red" for x in ratios]
+    bars.barh(range(len(rows)), ratios, color=colours)
+    bars.axvspan(*TARGET, alpha=0.12, color="tab:green")
+    bars.axvline(1.0, color="black", linewidth=0.8)
+    bars.set_yticks(range(len(rows)), labels, fontsize=8)
+    bars.invert_yaxis()
+    bars.set(xlabel="predicted / published", xlim=(0, max(1.5, max(ratios) * 1.1)), title="ratio per row")
+    figure.suptitle("llmkit plan against MLPerf published results")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -105,14 +115,15 @@ def main() -> None:
     args = parser.parse_args()
     rows = published_rows()
     table = Table(title="llmkit plan: predicted against published output tokens/s per GPU")
-    for column in ("system", "benchmark", "scenario", "settings", "published", "predicted", "ratio", "batch (bound)"):
+    for column in ("system", "benchmark", "scenario", "settings", "published", "predicted", "ratio",
+                   "batch (what binds)"):
         table.add_column(column, justify="right" if column in ("published", "predicted", "ratio") else "left")
     for row in rows:
         ok = TARGET[0] <= row.ratio <= TARGET[1]
         table.add_row(row.system, row.benchmark, row.scenario, row.setting, f"{row.published_per_gpu:,.1f}",
                       f"{row.predicted_per_gpu:,.1f}", f"[{'green' if ok else 'red'}]{row.ratio:.2f}[/]",
                       f"{row.batch} ({row.batch_limit})")
-    console = Console()
+    console = Console(width=max(Console().width, 160))
     console.print(table)
     within = sum(TARGET[0] <= r.ratio <= TARGET[1] for r in rows)
     console.print(f"{within} of {len(rows)} rows within {TARGET[0]}-{TARGET[1]}")

@@ -183,7 +183,8 @@ def build(cfg: RunConfig) -> Path | None:
         facts = describe_engine(directory)
         return facts | {"toolchain": build_plan.toolchain.describe(), "command": build_flags.shown(argv),
                         "mpi_ranks": ranks, "checkpoint_path": str(build_plan.checkpoint.path),
-                        "system": build_plan.system, "scenario": build_plan.scenario,
+                        "system": build_plan.system, "benchmark": build_plan.benchmark,
+                        "scenario": build_plan.scenario,
                         "precision": build_plan.precision, "preflight_warnings": list(build_plan.warnings),
                         "memory_plan": build_plan.memory, "timings": {"trtllm_build_s": round(built_s, 3)}}
 

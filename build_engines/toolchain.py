@@ -61,18 +61,45 @@ def _version(names: tuple[str, ...]) -> str | None:
     return None
 
 
-def _smi(*args: str) -> str:
+DRY_RUN_HINT = ", or pass build.dry_run=true to see the plan"
+
+
+def _smi(*args: str, who: str = "llmkit build", hint: str = DRY_RUN_HINT) -> str:
     try:
         done = subprocess.run(["nvidia-smi", *args], capture_output=True, text=True, timeout=60)
     except FileNotFoundError:
-        raise UserError("llmkit build needs an NVIDIA GPU and nvidia-smi is not on PATH; run it on a GPU node in "
-                        f"the TensorRT-LLM container ({CONTAINER}), or pass build.dry_run=true to see the plan") from None
+        raise UserError(f"{who} needs an NVIDIA GPU and nvidia-smi is not on PATH; run it on a GPU node in "
+                        f"the TensorRT-LLM container ({CONTAINER}){hint}") from None
     if done.returncode != 0:
         lines = (done.stdout.strip() or done.stderr.strip()).splitlines()
         said = lines[0] if lines else f"exit status {done.returncode}"
-        raise UserError(f"llmkit build needs an NVIDIA GPU and nvidia-smi finds none ({said}); run it on a GPU node, "
-                        "or pass build.dry_run=true to see the plan")
+        raise UserError(f"{who} needs an NVIDIA GPU and nvidia-smi finds none ({said}); run it on a GPU node{hint}")
     return done.stdout
+
+
+def _gpus(who: str, hint: str) -> tuple[str, int, int]:
+    """(the GPU model, its SM, how many) from nvidia-smi; one model per node."""
+    rows = [line.split(", ") for line in _smi(f"--query-gpu={GPU_QUERY}", "--format=csv,noheader,nounits", who=who,
+                                              hint=hint).splitlines() if line.strip()]
+    if not rows:
+        raise UserError(f"{who} needs an NVIDIA GPU and nvidia-smi lists none; run it on a GPU node{hint}")
+    names = {row[0] for row in rows}
+    if len(names) > 1:
+        raise UserError(f"this node mixes GPU models ({', '.join(sorted(names))}); make one model visible with "
+                        "CUDA_VISIBLE_DEVICES")
+    return rows[0][0], _compute_capability(rows[0][1]), len(rows)
+
+
+def serving() -> Toolchain:
+    """What a serving backend checks an engine against: the installed TensorRT-LLM and TensorRT, this node's GPU."""
+    who = "backend=trtllm"
+    trtllm, tensorrt = _version(("tensorrt_llm", "tensorrt-llm")), _version(TENSORRT_DISTRIBUTIONS)
+    if trtllm is None or tensorrt is None:
+        missing = "tensorrt_llm" if trtllm is None else "tensorrt"
+        raise UserError(f"{who} needs TensorRT-LLM {TRTLLM_VERSION} and this Python has no {missing} distribution; "
+                        f"run llmkit in the TensorRT-LLM container ({CONTAINER})")
+    name, sm, count = _gpus(who, "")
+    return Toolchain(trtllm, tensorrt, "", name, sm, count)
 
 
 def _compute_capability(text: str) -> int:
@@ -91,15 +118,7 @@ def probe() -> Toolchain:
         missing = "tensorrt_llm" if trtllm is None else "tensorrt"
         raise UserError(f"{TRTLLM_BUILD} is on PATH but this Python has no {missing} distribution, so the engine's "
                         f"versions cannot be recorded; run llmkit in the TensorRT-LLM container ({CONTAINER})")
-    rows = [line.split(", ") for line in _smi(f"--query-gpu={GPU_QUERY}", "--format=csv,noheader,nounits")
-            .splitlines() if line.strip()]
-    if not rows:
-        raise UserError("llmkit build needs an NVIDIA GPU and nvidia-smi lists none; run it on a GPU node, or pass "
-                        "build.dry_run=true to see the plan")
-    names = {row[0] for row in rows}
-    if len(names) > 1:
-        raise UserError(f"this node mixes GPU models ({', '.join(sorted(names))}); make one model visible with "
-                        "CUDA_VISIBLE_DEVICES")
+    name, sm, count = _gpus("llmkit build", DRY_RUN_HINT)
     report = ElementTree.fromstring(_smi("-q", "-x"))
     cuda = (report.findtext("cuda_version") or "").strip()
-    return Toolchain(trtllm, tensorrt, cuda, rows[0][0], _compute_capability(rows[0][1]), len(rows))
+    return Toolchain(trtllm, tensorrt, cuda, name, sm, count)

@@ -98,7 +98,8 @@ GB200 = GpuSpec(
     smi_names=("NVIDIA GB200",),
     sources=(
         "NVIDIA GB200 NVL72 datasheet, divided by its 72 GPUs (13.4 TB HBM3e at 576 TB/s; sparse 1,440/720/360 "
-        "PFLOPS FP4/FP8/BF16, halved for dense; 130 TB/s NVLink), https://www.nvidia.com/en-us/data-center/gb200-nvl72/",
+        "PFLOPS FP4/FP8/BF16, halved for dense; 130 TB/s NVLink)",
+        "https://www.nvidia.com/en-us/data-center/gb200-nvl72/",
     ),
 )
 

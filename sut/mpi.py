@@ -168,9 +168,19 @@ def serve_worker(spec: BackendSpec, placement: Placement, create_backend: Callab
     rank = comm.Get_rank()
     hosted = placement.hosted_by(rank)
     if not hosted:
+        # A backend whose followers take part in the engine (TensorRT-LLM leader mode) has `follow(spec)`: what it
+        # returns is stopped at the end. The others' followers only wait.
+        from sut.backends import backend_class
+
+        follow = getattr(backend_class(spec.backend.name), "follow", None)
+        followers = []
         for place in placement.followed_by(rank):
             log.info("rank %d participates in instance %d led by rank %d", rank, place.index, place.host)
+            if follow is not None:
+                followers.append(follow(instance_spec(spec, place)))
         comm.recv(source=0, tag=TAG_STOP)  # a follower takes no requests: it only waits for the end
+        for follower in followers:
+            follower.stop()
         return
     events: queue.Queue = queue.Queue()
     backends: dict[int, Backend] = {}

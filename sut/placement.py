@@ -58,8 +58,8 @@ class Placement:
 
 
 def instance_spec(spec: BackendSpec, place: InstancePlace) -> BackendSpec:
-    """The backend spec of one placed instance: its index and its devices."""
-    return replace(spec, instance=place.index, devices=place.devices)
+    """The backend spec of one placed instance: its index, its devices and its ranks."""
+    return replace(spec, instance=place.index, devices=place.devices, ranks=place.ranks)
 
 
 def _devices(system: SystemConfig, first: int, count: int) -> tuple[str, ...]:

@@ -213,8 +213,10 @@ class BackendConfig:
     backend is an unknown key."""
 
     name: str = MISSING
-    # Requests one backend instance serves at a time (its batch, or its slots).
-    max_batch_size: int = 32
+    # Requests one backend instance serves at a time (its batch, or its slots). Optional only so that a backend may
+    # take it from elsewhere (the TensorRT-LLM backends: the system's tuned entry or the engine); the others refuse
+    # None with their own int field.
+    max_batch_size: Optional[int] = 32
 
     def problems(self, system: SystemConfig) -> list[str]:
         """What this backend's own settings cannot serve on `system`, one sentence each (a schema adds its rules)."""

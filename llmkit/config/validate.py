@@ -179,6 +179,8 @@ def _check_backend(cfg: RunConfig, error, warning) -> None:
               f"with backend=<{'|'.join(BACKENDS)}>, not with backend.name")
         return
     _at_least_one("backend", backend, ("max_batch_size",), error)
+    if backend.max_batch_size is None and entry.schema.max_batch_size is not None:  # only some backends derive it
+        error(f"backend={backend.name} needs a number for backend.max_batch_size (at least 1), got null")
     for problem in backend.problems(system):
         error(problem)
 

@@ -133,14 +133,17 @@ def _valid(shape: ModelShape, tp: int, pp: int) -> bool:
 
 
 def topologies(request: PlanRequest, max_gpus: int) -> list[tuple[int, int]]:
-    """(tp, pp) pairs TensorRT-LLM can split this model into: tp a power of two dividing the heads, within a node;
-    pp dividing the layers; tp x pp at most max_gpus. Fewest GPUs first, then the least PP (TP serves latency)."""
-    shape = request.shape
+    """(tp, pp) pairs TensorRT-LLM can split this model into and a system can pack: tp a power of two dividing the
+    heads, within a node; pp dividing the layers; tp x pp dividing a node's GPUs or a multiple of them (no GPU
+    left idle), at most max_gpus. Fewest GPUs first, then the least PP (TP serves latency)."""
+    shape, node = request.shape, request.gpus_per_node
     pairs = []
     tp = 1
-    while tp <= min(shape.num_heads, request.gpus_per_node):
+    while tp <= min(shape.num_heads, node):
         for pp in range(1, shape.num_layers + 1):
-            if tp * pp <= max_gpus and shape.num_layers % pp == 0 and _valid(shape, tp, pp):
+            gpus = tp * pp
+            packs = node % gpus == 0 or gpus % node == 0
+            if gpus <= max_gpus and packs and shape.num_layers % pp == 0 and _valid(shape, tp, pp):
                 pairs.append((tp, pp))
         tp *= 2
     return sorted(pairs, key=lambda pair: (pair[0] * pair[1], pair[1]))

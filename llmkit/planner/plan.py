@@ -5,7 +5,7 @@ micro-batch: `batch` of them) and reads prompt chunks; for the prompts to keep u
 carries ISL/OSL prompt tokens per decoding sequence, so (1 + ISL/OSL) x batch tokens per iteration. max_num_tokens
 caps that, and with it the batch that can stay busy (MLPERF.md section 6's tuning rule is the same balance).
 Output tokens per second = batch / iteration time per instance; TPOT = the time between a sequence's iterations
-(pp stages); TTFT = the iterations a longest prompt needs at the whole chunk budget, with queueing.
+(pp stages). Server and Interactive: the highest Poisson load within the latency limits (server.py).
 
 Batch here is TensorRT-LLM's max_batch_size: the sequences of one engine pass, i.e. of one PP micro-batch; the
 instance runs pp of them at once, so it holds pp x batch sequences.
@@ -13,21 +13,12 @@ instance runs pp of them at once, so it holds pp x batch sequences.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from llmkit.planner.memory import MemoryBreakdown, breakdown, check_fits, kv_batch
 from llmkit.planner.request import PlanRequest
 from llmkit.planner.roofline import IterationTime, iteration, pp_hop
 from llmkit.planner.server import Load, max_load
-
-P99_TPOT_FACTOR = 1.25
-"""p99 over queries of TPOT against the steady iteration time: in Server the Poisson arrivals make some iterations
-carry bigger prompt chunks, and the queries that decode through them see slower steps (short answers average over
-few steps). A quarter above the mean matches the spread loadgen reports for TensorRT-LLM at these loads."""
-
-P99_TTFT_FACTOR = 2.0
-"""p99 TTFT against the time to read the p99 prompt at the whole chunk budget: under Poisson arrivals near capacity
-a prompt waits about as long for the prompts queued before it as for its own chunks."""
 
 MAX_NUM_TOKENS_STEP = 512  # recommended max_num_tokens are rounded up to this
 CURVE_POINTS = 16
@@ -44,7 +35,6 @@ class Point:
     iteration: IterationTime  # one stage's
     tokens_per_s_per_gpu: float
     tpot_ms: float  # mean time between a sequence's tokens
-    ttft_ms: float  # p99 estimate
 
     def to_json(self) -> dict:
         return {**{k: v for k, v in asdict(self).items() if k != "iteration"}, "iteration": self.iteration.to_json()}
@@ -74,11 +64,13 @@ class Plan:
 
     @property
     def tpot_ms(self) -> float:
+        """Mean TPOT of the prediction (Server: at its load; Offline: saturated)."""
         return self.server.tpot_ms if self.server else self.offline.tpot_ms
 
     @property
-    def ttft_ms(self) -> float:
-        return self.server.ttft_p99_ms if self.server else self.offline.ttft_ms
+    def ttft_ms(self) -> float | None:
+        """p99 TTFT estimate of a Server/Interactive prediction (Offline has none)."""
+        return self.server.ttft_p99_ms if self.server else None
 
     @property
     def tokens_per_s(self) -> float:
@@ -127,12 +119,7 @@ def point(request: PlanRequest, batch: int, max_num_tokens: int) -> Point:
     hop = pp_hop(request, decode + prefill) if pp > 1 else 0.0
     tokens_per_s = decode / stage.total / request.gpus
     tpot = pp * (stage.total + hop)
-    # TTFT: the p99 prompt read in chunks of whatever the budget leaves beside the decoding sequences.
-    budget = max(1.0, max_num_tokens - decode)
-    full = iteration(request, decode, budget).total
-    chunks = math.ceil((request.input_p99 or request.max_input_len) / budget)
-    ttft = P99_TTFT_FACTOR * chunks * pp * (full + hop)
-    return Point(batch, max_num_tokens, decode, prefill, stage, tokens_per_s, tpot * 1e3, ttft * 1e3)
+    return Point(batch, max_num_tokens, decode, prefill, stage, tokens_per_s, tpot * 1e3)
 
 
 def curve_batches(largest: int, points: int = CURVE_POINTS) -> list[int]:
@@ -167,15 +154,20 @@ def plan(request: PlanRequest) -> Plan:
         limits["max_num_tokens"] = max(1, int(request.max_num_tokens / (1 + request.input_len / request.output_len)))
     limit, batch = min(limits.items(), key=lambda item: item[1])
     offline = point(request, batch, budget(batch))
-    load = None
+    load, cap = None, batch
     if request.tpot_limit_ms is not None or request.ttft_limit_ms is not None:
-        cap = min(request.max_batch_size or fitting, fitting)
-        ceiling = 1.05 * offline.tokens_per_s_per_gpu * request.gpus / request.output_len
+        # No higher than Offline's rate: the queue model does not hold the prompts' KV while they are read.
+        ceiling = offline.tokens_per_s_per_gpu * request.gpus / request.output_len
+        cap = request.max_batch_size or fitting
         load = max_load(request, cap, budget(cap), sequences, ceiling)
-    recommended = batch if load is None else server_batch(load)
+    if load is not None:  # the batch the stream needs, and the chunk budget its TTFT was planned with
+        recommended, recommended_tokens = server_batch(load), budget(cap)
+    else:
+        recommended = batch
+        recommended_tokens = recommended_max_num_tokens(request, recommended)
     curve = tuple(point(request, b, budget(b)) for b in curve_batches(fitting))
     return Plan(request, memory, fitting, batch, limit, budget(batch), offline, load, recommended,
-                recommended_max_num_tokens(request, recommended), curve)
+                recommended_tokens, curve)
 
 
 def server_batch(load: Load) -> int:

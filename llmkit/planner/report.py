@@ -35,7 +35,7 @@ def table(plan: Plan) -> Table:
     out.add_row("KV cache", _gib(m.kv_cache), f"kv_fraction {r.kv_fraction:g} of what is free")
     out.add_row("unused", _gib(m.unused), "")
     out.add_row("capacity", _gib(m.capacity), r.gpu.name)
-    section("capacity")
+    section("KV capacity")
     out.add_row("KV bytes per token", f"{m.kv_bytes_per_token:,.0f}", f"{r.kv_bytes:g} byte(s) per element")
     out.add_row("KV tokens", f"{m.kv_tokens:,}", f"blocks of {r.tokens_per_block}")
     out.add_row("sequences per pass", f"{plan.kv_batch:,}", f"at {r.input_len:g} in + {r.output_len:g} out tokens")
@@ -56,7 +56,9 @@ def table(plan: Plan) -> Table:
     out.add_row("system tokens/s", f"{plan.tokens_per_s:,.0f}", f"{r.gpus * r.instances} GPUs")
     section("recommended")
     out.add_row("max_batch_size", f"{plan.recommended_batch:,}", "")
-    out.add_row("max_num_tokens", f"{plan.recommended_max_num_tokens:,}", "(1 + ISL/OSL) x batch, rounded up")
+    budget_note = ("the chunk budget the load was planned with (TTFT needs it)" if plan.server is not None else
+                   "(1 + ISL/OSL) x batch, rounded up")
+    out.add_row("max_num_tokens", f"{plan.recommended_max_num_tokens:,}", budget_note)
     return out
 
 
@@ -79,7 +81,8 @@ def plot(plan: Plan, path: str | Path) -> Path:
     tpot.plot(batches, [P99_TPOT_FACTOR * p.tpot_ms for p in plan.curve], "s--", color="tab:red")
     tpot.set_ylabel("TPOT p99 estimate (ms)", color="tab:red")
     if r.tpot_limit_ms is not None:
-        tpot.axhline(r.tpot_limit_ms, color="tab:red", linestyle="-", alpha=0.5, label=f"TPOT limit {r.tpot_limit_ms:g} ms")
+        tpot.axhline(r.tpot_limit_ms, color="tab:red", linestyle="-", alpha=0.5,
+                     label=f"TPOT limit {r.tpot_limit_ms:g} ms")
         tpot.legend(loc="upper center")
     left.legend(loc="upper left")
     left.set_title(f"{r.model} on {r.gpu.name}, tp {r.tp} x pp {r.pp}, {r.precision or r.compute}")
@@ -93,7 +96,7 @@ def plot(plan: Plan, path: str | Path) -> Path:
     right.axhline(m.capacity / GIB, color="black", linestyle="--", label="capacity")
     right.set_ylabel("GiB")
     right.set_title("memory per GPU")
-    right.legend(fontsize="small", loc="lower right")
+    right.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path)

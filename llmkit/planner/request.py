@@ -24,6 +24,7 @@ RECIPE_COMPUTE = {PrecisionName.bf16: "bf16", PrecisionName.fp8: "fp8", Precisio
                   PrecisionName.w4a8_awq: "fp8", PrecisionName.nvfp4: "fp4"}
 RECIPE_BITS = {PrecisionName.bf16: 16.0, PrecisionName.fp8: 8.0, PrecisionName.int8_sq: 8.0,
                PrecisionName.w4a8_awq: 4.0, PrecisionName.nvfp4: 4.0}
+COMPUTE_BITS = {"fp4": 4, "fp8": 8, "int8": 8, "bf16": 16}  # orders the formats, fastest first
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,9 @@ def precision_terms(precision: PrecisionConfig) -> PrecisionTerms:
     else:
         mix = ((precision.name, 1.0),)
     compute_mix = tuple((RECIPE_COMPUTE[f], share) for f, share in mix)
-    fastest = min(compute_mix, key=lambda item: RECIPE_BITS_OF_COMPUTE[item[0]])[0]
+    fastest = min(compute_mix, key=lambda item: COMPUTE_BITS[item[0]])[0]
     kv_bytes = 1.0 if precision.kv_cache is KVCacheFormat.fp8 else 2.0
     return PrecisionTerms(weight_bits(precision), fastest, compute_mix, kv_bytes)
-
-
-RECIPE_BITS_OF_COMPUTE = {"fp4": 4, "fp8": 8, "int8": 8, "bf16": 16}
 
 
 @dataclass(frozen=True)

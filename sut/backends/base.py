@@ -168,6 +168,9 @@ class BackendSpec:
     checkpoint: str = ""
     instance: int = 0
     devices: tuple[str, ...] = ("cpu",)
+    # The MPI world ranks of the instance, its leader first ((0,) in one process): a backend whose instances span
+    # ranks (TensorRT-LLM leader mode) names them to its engine.
+    ranks: tuple[int, ...] = (0,)
 
 
 class Backend(Protocol):

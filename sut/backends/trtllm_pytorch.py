@@ -1,0 +1,207 @@
+"""The trtllm-pytorch backend: the current TensorRT-LLM LLM API (PyTorch backend) over a Hugging Face or
+modelopt-unified checkpoint (model.path); no engine build.
+
+One LLM per data-parallel instance, in one process (the LLM API spawns each instance's tp x pp workers itself, so
+this backend takes no launcher; CUDA_VISIBLE_DEVICES names the instance's GPUs while its LLM is built). One asyncio
+loop thread per instance calls `generate_async` for each request and follows it: streamed requests read the
+cumulative `outputs[0].token_ids` once for the first tokens, every request awaits its final output once; answers
+gathered in the loop go to the SUT in one TokenBatch per kind every `poll_ms`. No per-token Python work beyond
+reading the cumulative list.
+
+Stop sequences: the LLM API takes multi-token stops only as strings for its tokenizer, which
+skip_tokenizer_init=True disables, so a row's stop sequence (mixtral's MBXP rows) is applied to the final answer
+(cut after its first occurrence); extra EOS ids go in as `stop_token_ids`.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from llmkit.benchmarks import Benchmark
+from llmkit.config.backends import TrtllmPytorchBackendConfig
+from llmkit.config.schema import RunConfig
+from llmkit.errors import UserError
+from llmkit.log import launcher_rank
+from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenCallback
+from sut.backends.trtllm_common import (WARMUP_NEW_TOKENS, WARMUP_TIMEOUT_S, Deliveries, combine_stats, cut_after,
+                                        device_ids, layout, require_tensorrt_llm, runtime_settings,
+                                        warmup_prompts)
+
+if TYPE_CHECKING:
+    from tensorrt_llm import LLM, SamplingParams
+    from tensorrt_llm.llmapi import RequestOutput
+
+log = logging.getLogger(__name__)
+
+# LLM construction reads CUDA_VISIBLE_DEVICES: one instance at a time.
+_BUILD_LOCK = threading.Lock()
+
+
+class TrtllmPytorchBackend:
+    combine_stats = staticmethod(combine_stats)
+
+    @classmethod
+    def prepare(cls, cfg: RunConfig, benchmark: Benchmark) -> BackendSpec:
+        """On rank 0 before anything starts: TensorRT-LLM present, one process, the checkpoint resolved, the
+        runtime limits in the spec's backend config."""
+        from llmkit.models.checkpoint import resolve_checkpoint
+
+        backend = cfg.backend
+        assert isinstance(backend, TrtllmPytorchBackendConfig)
+        require_tensorrt_llm(backend.name)
+        world = launcher_rank()[1]
+        if world > 1:
+            raise UserError(f"backend=trtllm-pytorch runs in one process (the LLM API spawns its own workers) but this "
+                            f"launch has {world} ranks; run llmkit run without mpirun")
+        checkpoint = resolve_checkpoint(cfg.model, benchmark).path
+        runtime = runtime_settings(cfg)
+        resolved = replace(backend, max_batch_size=runtime.max_batch_size, max_num_tokens=runtime.max_num_tokens,
+                           kv_cache_free_gpu_memory_fraction=runtime.kv_fraction)
+        return BackendSpec(resolved, cfg.system, benchmark.name, cfg.dataset, str(checkpoint))
+
+    def __init__(self, spec: BackendSpec):
+        self.spec = spec
+        backend = spec.backend
+        assert isinstance(backend, TrtllmPytorchBackendConfig)
+        self.backend = backend
+        self.where = f"trtllm-pytorch instance {spec.instance}"
+        self._llm: LLM | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._outstanding: dict[int, RequestOutput] = {}
+        self._pending = 0
+        self.first_submit: float | None = None
+
+    # the Backend protocol ------------------------------------------------------------------------------
+    def start(self, on_first: TokenCallback, on_final: TokenCallback, on_error: ErrorCallback) -> None:
+        from tensorrt_llm import LLM
+        from tensorrt_llm.llmapi import KvCacheConfig
+
+        _, tp, pp = layout(self.spec.system)
+        visible = ",".join(str(i) for i in device_ids(self.spec.devices))
+        with _BUILD_LOCK:
+            before = os.environ.get("CUDA_VISIBLE_DEVICES")
+            os.environ["CUDA_VISIBLE_DEVICES"] = visible
+            try:
+                self._llm = LLM(
+                    model=self.spec.checkpoint, tensor_parallel_size=tp, pipeline_parallel_size=pp,
+                    kv_cache_config=KvCacheConfig(
+                        enable_block_reuse=False,
+                        free_gpu_memory_fraction=self.backend.kv_cache_free_gpu_memory_fraction),
+                    max_batch_size=self.backend.max_batch_size, max_num_tokens=self.backend.max_num_tokens,
+                    skip_tokenizer_init=True)
+            finally:
+                if before is None:
+                    os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+                else:
+                    os.environ["CUDA_VISIBLE_DEVICES"] = before
+        self._deliveries = Deliveries(on_first, on_final, on_error, self.where)
+        self._thread = threading.Thread(target=self._run_loop, name=f"trtllm-pytorch-{self.spec.instance}",
+                                        daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._warm_up(), self._loop).result(WARMUP_TIMEOUT_S)
+        log.info("%s ready on %s", self.where, ", ".join(self.spec.devices))
+
+    def submit(self, batch: RequestBatch) -> None:
+        if self.first_submit is None:
+            self.first_submit = time.perf_counter()
+        self._pending += len(batch)
+        self._loop.call_soon_threadsafe(self._launch, batch)
+
+    def pending(self) -> int:
+        return self._pending
+
+    def stats(self) -> dict[str, object] | None:
+        deliveries = getattr(self, "_deliveries", None)
+        return {"instance": self.spec.instance, "tokens": deliveries.tokens if deliveries else 0,
+                "requests": deliveries.requests if deliveries else 0, "first_submit": self.first_submit,
+                "last_final": deliveries.last_final if deliveries else None}
+
+    def stop(self) -> None:
+        """Abort what is outstanding, stop the loop, shut the LLM down (idempotent; also on Ctrl-C)."""
+        llm, self._llm = self._llm, None
+        if llm is None:
+            return
+        if self._thread is not None:
+            asyncio.run_coroutine_threadsafe(self._abort_all(), self._loop).result(60)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._thread = None
+        llm.shutdown()
+
+    # the loop thread -----------------------------------------------------------------------------------
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.create_task(self._deliver_forever())
+        self._loop.run_forever()
+
+    def _params(self, batch: RequestBatch, max_tokens: int | None = None) -> SamplingParams:
+        from tensorrt_llm import SamplingParams
+
+        extra = [int(e) for e in batch.eos_ids[1:]]
+        return SamplingParams(max_tokens=max_tokens or batch.max_new_tokens, min_tokens=batch.min_new_tokens,
+                              end_id=batch.eos_ids[0], pad_id=batch.eos_ids[0], stop_token_ids=extra or None,
+                              top_k=1, detokenize=False)
+
+    def _launch(self, batch: RequestBatch) -> None:
+        """Start every request of the batch (in the loop thread, so the outputs can be awaited here)."""
+        assert self._llm is not None
+        params = self._params(batch)
+        for request_id, row in zip(batch.request_ids.tolist(), batch.rows.tolist()):
+            output = self._llm.generate_async(batch.prompts[row].tolist(), sampling_params=params,
+                                              streaming=batch.stream)
+            self._outstanding[request_id] = output
+            self._loop.create_task(self._follow(request_id, output, batch.stream, batch.stop_sequences[row]))
+
+    async def _follow(self, request_id: int, output: RequestOutput, stream: bool,
+                      stop: Sequence[int] | None) -> None:
+        deliveries = self._deliveries
+        try:
+            if stream:
+                async for partial in output:
+                    ids = partial.outputs[0].token_ids
+                    if ids:
+                        deliveries.firsts.append((request_id, ids[:1]))
+                        break
+            final = await output.aresult()
+            ids = final.outputs[0].token_ids or []  # Optional in CompletionOutput, a list in practice
+            deliveries.finals.append((request_id, cut_after(ids, stop) if stop else ids))
+        except Exception as error:  # a failed request is named to the SUT, never dropped
+            deliveries.errors.append((request_id, f"{type(error).__name__}: {error}"))
+        finally:
+            self._outstanding.pop(request_id, None)
+
+    async def _deliver_forever(self) -> None:
+        interval = self.backend.poll_ms / 1e3
+        while True:
+            await asyncio.sleep(interval)
+            self._pending -= self._deliveries.flush()
+
+    async def _warm_up(self) -> None:
+        """A few random prompts within the vocabulary, awaited and not reported."""
+        assert self._llm is not None
+        count = self.backend.warmup_requests
+        if not count:
+            return
+        vocab = int(json.loads((Path(self.spec.checkpoint) / "config.json").read_text())["vocab_size"])
+        from tensorrt_llm import SamplingParams
+
+        from llmkit.benchmarks import get_benchmark
+
+        eos = get_benchmark(self.spec.benchmark).eos_id
+        params = SamplingParams(max_tokens=WARMUP_NEW_TOKENS, end_id=eos, pad_id=eos, top_k=1, detokenize=False)
+        outputs = [self._llm.generate_async(prompt, sampling_params=params) for prompt in warmup_prompts(count, vocab)]
+        for output in outputs:
+            await output.aresult()
+
+    async def _abort_all(self) -> None:
+        for output in list(self._outstanding.values()):
+            output.abort()

@@ -1,0 +1,390 @@
+"""Test double of TensorRT-LLM 1.2.1 (tests/fakes/trtllm): the inflight-batching execution loop behind both the
+Executor binding and the LLM API, in one background thread per executor.
+
+Mimics, as read from NVIDIA/TensorRT-LLM (1.2-line sources; the v1.2.1 tag itself was not readable):
+- cpp/tensorrt_llm/executor/executorImpl.cpp @ 036a60f7 (fetchNewRequests): a request is validated when the loop
+  fetches it, and a failure becomes an error Response ("Encountered an error when fetching new request: ..."), never an
+  exception to the caller; a streaming request that could be evicted and restarted past max_input_len is refused
+  unless the policy is GUARANTEED_NO_EVICT or context chunking is on.
+- cpp/tensorrt_llm/batch_manager/llmRequest.cpp @ (LlmRequest::validate / createResult, read at the index's
+  version): end_id must lie in [-1, vocab); a prompt over max_input_len is an error; prompt + max_tokens over
+  max_seq_len is NOT an error, max_tokens is cut down with a warning; streaming results carry only the tokens not sent
+  before; non-streaming ones carry the prompt too unless exclude_input_from_output.
+- issue NVIDIA/TensorRT-LLM#2190 (maintainer: "expected behavior"): the end_id token ends generation and is not in
+  the output. Stop words are kept in the output (the stop criteria run after the token is appended; not confirmed
+  from a source line).
+Generation: "model" mode decodes greedily with the kit's own ContinuousBatch (sut/backends/batching.py) on the
+engine's Hugging Face checkpoint, so its tokens equal the hf backend's; "replay" mode answers with deterministic ids
+at configured delays, without a model. Faults (README.md) are injected here.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from tensorrt_llm._double.settings import Limits, Settings
+
+log = logging.getLogger("tensorrt_llm")
+
+END_ID, STOP_WORDS, LENGTH, CANCELLED = "END_ID", "STOP_WORDS", "LENGTH", "CANCELLED"
+FETCH_ERROR = "Encountered an error when fetching new request: [TensorRT-LLM][ERROR] "
+
+
+@dataclass(eq=False)
+class Job:
+    """One request inside the double."""
+
+    id: int
+    prompt: list[int]
+    max_new: int
+    min_tokens: int
+    end_id: int | None
+    stop_words: list[tuple[int, ...]]
+    streaming: bool
+    exclude_input: bool
+    return_all: bool = False
+    client_id: int | None = None
+    inject_error: bool = False
+    generated: list[int] = field(default_factory=list)
+    sent: int = 0
+    reason: str | None = None
+    due: float = 0.0  # replay: when its next token is due
+    script: list[int] = field(default_factory=list)  # replay: its whole answer
+    handle: object = None  # model: its ContinuousBatch sequence
+
+    def visible(self) -> list[int]:
+        """The generated tokens as the runtime returns them: the end_id token is not part of the output."""
+        return self.generated[:-1] if self.reason == END_ID else self.generated
+
+
+class GreedyGenerator:
+    """Greedy decoding with the kit's ContinuousBatch on a Hugging Face checkpoint (CPU float32 by default)."""
+
+    def __init__(self, checkpoint: str, device: str):
+        import torch
+
+        from sut.backends.batching import ContinuousBatch
+        from sut.backends.hf import load_model
+
+        self.batch = ContinuousBatch(load_model(checkpoint, "float32", device), torch.device(device))
+
+    def ready(self, active: list[Job], now: float) -> bool:
+        return bool(active)
+
+    def next_due(self, active: list[Job]) -> float | None:
+        return None
+
+    def admit(self, jobs: list[Job], now: float) -> list[Job]:
+        import numpy as np
+
+        from sut.backends.base import GenerationRequest
+
+        requests = [GenerationRequest(j.id, np.asarray(j.prompt, dtype=np.int32), j.max_new, j.min_tokens,
+                                      () if j.end_id is None else (j.end_id,)) for j in jobs]
+        for job, sequence in zip(jobs, self.batch.admit(requests)):
+            job.handle, job.generated = sequence, sequence.generated
+        return jobs
+
+    def step(self, jobs: list[Job], now: float) -> list[Job]:
+        self.batch.step()
+        return jobs
+
+    def evict(self, active: list[Job]) -> None:
+        for job in active:
+            job.handle.finished = job.reason is not None
+        self.batch.evict_finished()
+
+
+class ReplayGenerator:
+    """No model: each request's answer is `output_len` deterministic ids derived from its prompt (then end_id, when
+    it has one and output_len < max_tokens), its first token `ttft` after admission and each next one `tpot` later."""
+
+    def __init__(self, settings: Settings, vocab_size: int):
+        self.settings, self.vocab = settings, vocab_size
+
+    def script(self, job: Job) -> list[int]:
+        seed = sum((i + 1) * t for i, t in enumerate(job.prompt)) % self.vocab
+        length = max(self.settings.output_len or job.max_new, job.min_tokens, 1)
+        ids = []
+        for i in range(min(length, job.max_new)):
+            token = (seed + 7919 * (i + 1)) % self.vocab
+            ids.append((token + 1) % self.vocab if token == job.end_id else token)
+        if length < job.max_new and job.end_id is not None:
+            ids.append(job.end_id)
+        return ids
+
+    def ready(self, active: list[Job], now: float) -> bool:
+        return any(j.due <= now for j in active)
+
+    def next_due(self, active: list[Job]) -> float | None:
+        return min((j.due for j in active), default=None)
+
+    def admit(self, jobs: list[Job], now: float) -> list[Job]:
+        for job in jobs:
+            job.script, job.due = self.script(job), now + self.settings.ttft_s
+        return []
+
+    def step(self, jobs: list[Job], now: float) -> list[Job]:
+        touched = [j for j in jobs if j.due <= now]
+        for job in touched:
+            job.generated.append(job.script[len(job.generated)])
+            job.due += self.settings.tpot_s
+        return touched
+
+    def evict(self, active: list[Job]) -> None:
+        pass
+
+
+class Engine:
+    """The execution loop. `sink.result(job, tokens, final)` and `sink.error(id, message, client_id)` receive what
+    the runtime would turn into Responses; `sink.died(message)` when the worker dies in "raise" mode."""
+
+    def __init__(self, limits: Limits, settings: Settings, generator, sink, *, block_reuse: bool,
+                 iter_stats_max: int = 1000, name: str = "executor"):
+        self.limits, self.settings, self.generator, self.sink = limits, settings, generator, sink
+        self.block_reuse = block_reuse
+        self.warnings: list[str] = []
+        self._cv = threading.Condition()
+        self._queued: deque[Job] = deque()
+        self._waiting: deque[Job] = deque()
+        self._active: list[Job] = []
+        self._cancel: set[int] = set()
+        self._stop = False
+        self.finals = 0
+        self.dead: str | None = None
+        self._stats: deque[dict] = deque(maxlen=max(iter_stats_max, 0) or None)
+        self._iter = 0
+        self._kv = {"allocTotalBlocks": 0, "allocNewBlocks": 0, "reusedBlocks": 0, "missedBlocks": 0}
+        self._stored_blocks: set[tuple[int, ...]] = set()
+        self._thread = threading.Thread(target=self._run, name=f"fake-trtllm-{name}", daemon=True)
+        self._thread.start()
+
+    # called by the API side ------------------------------------------------------------------------------
+    def submit(self, jobs: list[Job]) -> None:
+        with self._cv:
+            self._queued.extend(jobs)
+            self._cv.notify_all()
+
+    def cancel(self, request_id: int) -> None:
+        with self._cv:
+            self._cancel.add(request_id)
+            self._cv.notify_all()
+
+    def latest_stats(self) -> list[dict]:
+        with self._cv:
+            stats, self._stats = list(self._stats), deque(maxlen=self._stats.maxlen)
+        return stats
+
+    def shutdown(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    # the loop --------------------------------------------------------------------------------------------
+    def _busy(self, now: float) -> bool:
+        room = self.limits.max_batch_size > len(self._active)
+        return bool(self._queued or self._cancel or (self._waiting and room)
+                    or self.generator.ready(self._active, now))
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cv:
+                    while not self._stop and not self._busy(time.perf_counter()):
+                        due = self.generator.next_due(self._active)
+                        self._cv.wait(None if due is None else max(due - time.perf_counter(), 0.0005))
+                    if self._stop:
+                        return
+                    if self._fault():
+                        return
+                    new, self._queued = list(self._queued), deque()
+                    cancels, self._cancel = self._cancel, set()
+                self._iteration(new, cancels)
+        except Exception as error:  # as forwardAsync: every active request ends with an error response
+            log.exception("fake TensorRT-LLM execution loop failed")
+            for job in [*self._active, *self._waiting]:
+                self.sink.error(job.id, f"Encountered an error in forwardAsync function: {error}", job.client_id)
+
+    def _fault(self) -> bool:
+        """Stall or die once enough requests were answered (with the condition held); True ends the loop."""
+        s = self.settings
+        if s.stall_after is not None and self.finals >= s.stall_after:
+            log.warning("(test double) stalled after %d final responses (LLMKIT_FAKE_TRTLLM_STALL_AFTER)", self.finals)
+            while not self._stop:
+                self._cv.wait()
+            return True
+        if s.die_after is not None and self.finals >= s.die_after:
+            message = (f"[TensorRT-LLM][ERROR] (test double) executor worker died after {self.finals} final "
+                       f"responses (LLMKIT_FAKE_TRTLLM_DIE_AFTER={s.die_after})")
+            log.error("%s", message)
+            if s.die_mode == "exit":
+                logging.shutdown()
+                os._exit(s.die_code)
+            self.dead = message
+            self.sink.died(message)
+            return True
+        return False
+
+    def _iteration(self, new: list[Job], cancels: set[int]) -> None:
+        start = time.perf_counter()
+        for job in new:
+            error = self._validate(job)
+            if error is None:
+                self._waiting.append(job)
+            else:
+                self._final_error(job, FETCH_ERROR + error)
+        completed = self._cancel_jobs(cancels)
+        now = time.perf_counter()
+        running = list(self._active)
+        lengths = {id(j): len(j.generated) for j in running}
+        touched = self.generator.step(running, now) if self.generator.ready(running, now) else []
+        admitted = self._admit(now)
+        for job in [*touched, *admitted]:
+            if len(job.generated) > lengths.get(id(job), 0):
+                self._check_finish(job)
+        for job in self._active:
+            self._emit(job)
+        finished = [j for j in self._active if j.reason is not None]
+        if finished:
+            self.generator.evict(self._active)
+            self._active = [j for j in self._active if j.reason is None]
+        self._record(start, len(admitted), len(running), completed + len(finished))
+
+    def _validate(self, job: Job) -> str | None:
+        limits, prompt = self.limits, len(job.prompt)
+        if job.inject_error:
+            return f"(test double) injected fault (LLMKIT_FAKE_TRTLLM_ERROR_ON={self.settings.error_on})"
+        if not job.prompt:
+            return "Assertion failed: (test double) the input token ids are empty"
+        if job.end_id is not None and not -1 <= job.end_id < limits.vocab_size:
+            return f"Assertion failed: EndId ({job.end_id}) is not within acceptable range [-1, {limits.vocab_size})."
+        if prompt > limits.max_input_len:
+            return (f"Prompt length ({prompt}) exceeds maximum input length ({limits.max_input_len}). Set log level "
+                    "to info and check TRTGptModel logs for how maximum input length is set")
+        if any(t < 0 or t >= limits.vocab_size for t in job.prompt):
+            return f"Assertion failed: (test double) an input token id is outside [0, {limits.vocab_size})"
+        if prompt + job.max_new > limits.max_seq_len:
+            cut = limits.max_seq_len - prompt
+            self._warn(f"Prompt length + number of requested output tokens + draft tokens per step ({prompt} + "
+                       f"{job.max_new} + 0) exceeds maximum sequence length ({limits.max_seq_len}). Number of "
+                       f"requested output tokens is changed to ({cut}).")
+            job.max_new = cut
+        if job.max_new < 1:
+            return f"Assertion failed: (test double) max_tokens must be at least 1 (got {job.max_new})"
+        if (limits.check_streaming_restart and job.streaming and not limits.guaranteed_no_evict
+                and not limits.chunked_context and prompt + job.max_new - 1 > limits.max_input_len):
+            return ("Assertion failed: Request sequence length is potentially greater than max input length. This "
+                    "cannot be run unless streaming is disabled, context chunking is enabled or the "
+                    "GUARANTEED_NO_EVICT scheduling policy is used")
+        return None
+
+    def _cancel_jobs(self, cancels: set[int]) -> int:
+        count = 0
+        for job in [j for j in self._waiting if j.id in cancels]:
+            self._waiting.remove(job)
+            job.reason = CANCELLED
+            self._emit(job)
+            count += 1
+        hit = [j for j in self._active if j.id in cancels and j.reason is None]
+        for job in hit:
+            job.reason = CANCELLED
+            self._emit(job)
+        if hit:
+            self.generator.evict(self._active)
+            self._active = [j for j in self._active if j.reason is None]
+        return count + len(hit)
+
+    def _admit(self, now: float) -> list[Job]:
+        room = self.limits.max_batch_size - len(self._active)
+        budget = self.limits.max_num_tokens
+        taken: list[Job] = []
+        while self._waiting and room > 0 and (not taken or len(self._waiting[0].prompt) <= budget):
+            job = self._waiting.popleft()
+            taken.append(job)
+            room -= 1
+            budget -= len(job.prompt)
+            self._count_blocks(job)
+        if taken:
+            self.generator.admit(taken, now)
+            self._active.extend(taken)
+        return taken
+
+    def _check_finish(self, job: Job) -> None:
+        tokens, n = job.generated, len(job.generated)
+        if job.end_id is not None and tokens[-1] == job.end_id:
+            job.reason = END_ID
+        elif any(n >= len(w) and tuple(tokens[-len(w):]) == w for w in job.stop_words):
+            job.reason = STOP_WORDS
+        elif n >= job.max_new:
+            job.reason = LENGTH
+
+    def _emit(self, job: Job) -> None:
+        visible, final = job.visible(), job.reason is not None
+        if job.streaming:
+            tokens = list(visible) if job.return_all else visible[job.sent:]
+            if not (final or len(visible) > job.sent):
+                return
+            job.sent = len(visible)
+        elif not final:
+            return
+        else:
+            tokens = ([] if job.exclude_input else list(job.prompt)) + list(visible)
+        self.sink.result(job, tokens, final)
+        if final:
+            self.finals += 1
+
+    def _final_error(self, job: Job, message: str) -> None:
+        self.sink.error(job.id, message, job.client_id)
+        self.finals += 1
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        log.warning("[TensorRT-LLM][WARNING] %s", message)
+
+    def _count_blocks(self, job: Job) -> None:
+        tpb = self.limits.tokens_per_block
+        blocks = math.ceil(len(job.prompt) / tpb)
+        self._kv["allocTotalBlocks"] += blocks
+        reused = 0
+        if self.block_reuse:
+            for k in range(1, len(job.prompt) // tpb + 1):
+                key = tuple(job.prompt[:k * tpb])
+                if key in self._stored_blocks:
+                    reused += 1
+                else:
+                    self._stored_blocks.add(key)
+            self._kv["missedBlocks"] += blocks - reused
+        self._kv["reusedBlocks"] += reused
+        self._kv["allocNewBlocks"] += blocks - reused
+
+    def _record(self, start: float, admitted: int, generating: int, completed: int) -> None:
+        tpb, limits = self.limits.tokens_per_block, self.limits
+        max_blocks = limits.max_batch_size * math.ceil(limits.max_seq_len / tpb)
+        used = sum(math.ceil((len(j.prompt) + len(j.generated)) / tpb) for j in self._active)
+        kv = dict(self._kv)
+        lookups = kv["reusedBlocks"] + kv["missedBlocks"]
+        with self._cv:
+            queued = len(self._queued) + len(self._waiting)
+            self._stats.append({
+                "iter": self._iter, "iterLatencyMS": (time.perf_counter() - start) * 1e3,
+                "newActiveRequestsQueueLatencyMS": 0.0, "numNewActiveRequests": admitted,
+                "numActiveRequests": len(self._active), "numQueuedRequests": queued,
+                "numCompletedRequests": completed, "maxNumActiveRequests": limits.max_batch_size,
+                "timestamp": time.strftime("%m-%d-%Y %H:%M:%S"), "gpuMemUsage": 0, "cpuMemUsage": 0,
+                "pinnedMemUsage": 0,
+                "kvCacheStats": {"maxNumBlocks": max_blocks, "freeNumBlocks": max_blocks - used,
+                                 "usedNumBlocks": used, "tokensPerBlock": tpb, **kv,
+                                 "cacheHitRate": kv["reusedBlocks"] / lookups if lookups else 0.0},
+                "inflightBatchingStats": {"numScheduledRequests": admitted + generating,
+                                          "numContextRequests": admitted, "numGenRequests": generating,
+                                          "numPausedRequests": 0, "numCtxTokens": 0, "microBatchId": 0,
+                                          "avgNumDecodedTokensPerIter": 1.0},
+            })
+        self._iter += 1

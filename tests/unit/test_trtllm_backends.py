@@ -1,0 +1,116 @@
+"""The TensorRT-LLM backends without TensorRT-LLM: their configs, and every refusal made before anything starts."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from llmkit.config.backends import TrtllmBackendConfig, TrtllmPlacement, TrtllmPytorchBackendConfig
+from llmkit.config.load import load
+from llmkit.errors import UserError
+
+
+def test_both_backends_compose_by_name():
+    cfg = load(["backend=trtllm", "system=h100x8"])
+    assert isinstance(cfg.backend, TrtllmBackendConfig) and cfg.backend.placement is TrtllmPlacement.orchestrator
+    assert cfg.backend.max_batch_size is None and cfg.backend.kv_cache_free_gpu_memory_fraction is None
+    cfg = load(["backend=trtllm-pytorch", "system=h100x8", "backend.max_num_tokens=4096"])
+    assert isinstance(cfg.backend, TrtllmPytorchBackendConfig) and cfg.backend.max_num_tokens == 4096
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["backend=trtllm", "system=h100x8", "backend.kv_cache_free_gpu_memory_fraction=1.0"], "strictly between 0 and 1"),
+    (["backend=trtllm-pytorch", "system=h100x8", "backend.kv_cache_free_gpu_memory_fraction=0"],
+     "strictly between 0 and 1"),
+    (["backend=trtllm", "system=h100x8", "backend.max_num_tokens=0"], "backend.max_num_tokens must be at least 1"),
+    (["backend=trtllm", "system=h100x8", "backend.poll_ms=0"], "backend.poll_ms must be positive"),
+    (["backend=trtllm", "system=h100x8", "backend.warmup_requests=-1"], "backend.warmup_requests must be 0"),
+    (["backend=trtllm"], "runs on NVIDIA GPUs but system=cpu has none"),
+    (["backend=trtllm", "system=gb200-nvl72"], "set backend.placement=leader"),
+    (["backend=trtllm-pytorch", "system=gb200-nvl72"], "use backend=trtllm with backend.placement=leader"),
+    (["backend=trtllm-pytorch", "system=h100x8", "backend.placement=leader"], "is a setting of backend=trtllm"),
+    (["backend=trtllm", "system=h100x8", "backend.placement=everywhere"], "placement"),
+    (["backend.max_batch_size=null"], "backend=hf needs a number for backend.max_batch_size"),
+])
+def test_bad_settings_are_one_sentence(overrides, expected):
+    with pytest.raises(UserError) as caught:
+        load(overrides)
+    assert expected in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("backend", ["trtllm", "trtllm-pytorch"])
+def test_missing_tensorrt_llm_stops_the_run_in_one_sentence(backend, tmp_path):
+    done = run_cli("llmkit", "run", f"backend={backend}", "system=h100x8", f"output_dir={tmp_path / 'run'}")
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("llmkit: error:")]
+    assert len(errors) == 1 and "no tensorrt_llm package" in errors[0]
+    assert "nvcr.io/nvidia/tensorrt-llm/release:1.2.1" in errors[0]
+    assert not (tmp_path / "run").exists()
+
+
+def _engine(root: Path, key: str, **manifest) -> Path:
+    directory = root / "engines" / key
+    directory.mkdir(parents=True)
+    base = {"kind": "engines", "system": "h100x8", "benchmark": "mixtral-8x7b", "scenario": "Offline",
+            "precision": "autoquant", "mapping": {"tp_size": 1, "pp_size": 1, "world_size": 1},
+            "build_config": {"max_batch_size": 896, "max_num_tokens": 8192, "max_seq_len": 3072},
+            "toolchain": {"sm": 90, "gpu_name": "H100", "trtllm_version": "1.2.1", "tensorrt_version": "10.14.1"},
+            "ranks": []}
+    (directory / "manifest.json").write_text(json.dumps({**base, **manifest}))
+    return directory
+
+
+def test_the_newest_matching_engine_is_chosen_and_a_missing_one_is_one_sentence(tmp_path):
+    import os
+
+    from llmkit.benchmarks import get_benchmark
+    from sut.backends.trtllm import find_engine
+
+    cfg = load(["backend=trtllm", "system=h100x8", f"artifacts_root={tmp_path}"])
+    benchmark = get_benchmark(cfg.benchmark.name)
+    with pytest.raises(UserError, match="run llmkit build with the same overrides"):
+        find_engine(cfg, benchmark)
+    older = _engine(tmp_path, "a")
+    newer = _engine(tmp_path, "b")
+    _engine(tmp_path, "c", precision="fp8")
+    _engine(tmp_path, "d", mapping={"tp_size": 2, "pp_size": 1, "world_size": 2})
+    _engine(tmp_path, "e", benchmark="llama3.1-405b")
+    os.utime(older / "manifest.json", (1, 1))
+    assert find_engine(cfg, benchmark) == newer
+    cfg.backend.engine_dir = str(older)
+    assert find_engine(cfg, benchmark) == older
+
+
+def test_runtime_settings_come_from_the_user_then_the_entry():
+    from sut.backends.trtllm_common import DEFAULT_KV_FRACTION, runtime_settings
+
+    cfg = load(["backend=trtllm", "system=h100x8", "benchmark=llama3.1-405b", "model=tiny-llama3",
+                "scenario=server"])
+    runtime = runtime_settings(cfg)
+    assert (runtime.max_batch_size, runtime.max_num_tokens, runtime.kv_fraction) == (64, 2560, 0.9)
+    cfg = load(["backend=trtllm", "system=h100x8", "backend.max_batch_size=8",
+                "backend.kv_cache_free_gpu_memory_fraction=0.5"])
+    runtime = runtime_settings(cfg)
+    assert (runtime.max_batch_size, runtime.kv_fraction) == (8, 0.5)
+    cfg = load(["backend=trtllm-pytorch", "system=h100x8", "benchmark=llama3.1-405b", "model=tiny-llama3",
+                "scenario=interactive"])
+    assert runtime_settings(cfg).kv_fraction == DEFAULT_KV_FRACTION
+
+
+def test_a_runtime_batch_above_the_engine_is_refused(tmp_path):
+    from build_engines.engine import EngineNeeds, check_engine
+
+    engine = _engine(tmp_path, "a")
+    needs = EngineNeeds(sm=90, trtllm_version="1.2.1", tensorrt_version="10.14.1", tp=1, pp=1, max_seq_len=3072,
+                        max_batch_size=1024, max_num_tokens=8192)
+    with pytest.raises(UserError, match="built for batches of 896 but the run asks for 1024"):
+        check_engine(engine, needs)
+
+
+def test_stop_sequences_cut_the_answer_after_their_first_occurrence():
+    from sut.backends.trtllm_common import cut_after
+
+    assert list(cut_after([5, 1, 2, 3, 1, 2, 3], [1, 2, 3])) == [5, 1, 2, 3]
+    assert list(cut_after([5, 6], [1, 2])) == [5, 6]
