@@ -5,6 +5,16 @@
    8x H200; llama3.1-405b Server), each also at 10x: the token rate our SUT reports against the rate the replay
    engine produced, and the p99 TTFT and TPOT our SUT adds over the engine's own.
 3. A soak: the SUT process's resident memory over a long Server run.
+With `--backend trtllm --engine-dir DIR`, each shaped case runs a second time through the trtllm backend (one
+Executor per instance, system=h200x8 at tp 1) over that engine, with whatever `tensorrt_llm` this Python imports,
+beside the replay run. That engine must answer at the case's delays (printed before the run) with answers the
+length of the case's mean (max_new_tokens is set to it): the engine's own latencies are taken to be those delays.
+On a CPU machine, the TensorRT-LLM test double in replay mode does that (tests/fakes/trtllm/README.md; it runs in
+the SUT's own process, so its Python cost counts against the SUT), e.g.
+    LLMKIT_FAKE_TRTLLM_MODE=replay LLMKIT_FAKE_TRTLLM_TTFT_MS=250 LLMKIT_FAKE_TRTLLM_TPOT_MS=25 \\
+    PYTHONPATH=tests/fakes/trtllm:tests/fakes/site PATH=tests/fakes/bin:$PATH \\
+    LLMKIT_FAKE_GPUS='8x NVIDIA H200|9.0|143771' LLMKIT_FAKE_PYTHON=$(which python) \\
+    llmkit bench harness --skip ceiling soak --only "mixtral Server 10x" --backend trtllm --engine-dir ENGINE
 Every measurement runs in its own process (loadgen applies mlperf.conf once per process). Writes a JSON of the
 figures and a plot of the added latency against load.
 """
@@ -46,6 +56,8 @@ class Case:
     instant: str = ""  # a minimal SUT instead of ours, on loadgen's "standard" or "fast" SUT interface
     sample_memory: bool = False
     overrides: list[str] = field(default_factory=list)
+    backend: str = "replay"  # or "trtllm": the Executor backend over engine_dir
+    engine_dir: str = ""
 
 
 def synthetic_dataset(benchmark_name: str, rows: int, mean_output: int, path: Path, seed: int = 0) -> None:
@@ -178,11 +190,16 @@ def measure_sut(case: Case, work: Path) -> dict:
     data = work / "data.parquet"
     synthetic_dataset(case.benchmark, case.samples, case.mean_output, data)
     model = "tiny-mixtral" if case.benchmark == "mixtral-8x7b" else "tiny-llama3"
+    if case.backend == "trtllm":  # the engine's runtime batch (its tuned entry's) holds the slots
+        backend = ["backend=trtllm", f"backend.engine_dir={case.engine_dir}", "system=h200x8", "system.tp=1",
+                   "system.pp=1", f"max_new_tokens={case.mean_output}"]
+    else:
+        backend = ["backend=replay", "max_new_tokens=null", f"backend.max_batch_size={case.slots}",
+                   f"backend.ttft_ms={case.ttft_ms}", f"backend.tpot_ms={case.tpot_ms}"]
     cfg = load([
-        f"benchmark={case.benchmark}", f"model={model}", f"scenario={case.scenario}", "backend=replay",
-        "dataset=official", f"dataset.path={data}", "max_new_tokens=null", f"scenario.target_qps={case.target_qps}",
+        f"benchmark={case.benchmark}", f"model={model}", f"scenario={case.scenario}", *backend,
+        "dataset=official", f"dataset.path={data}", f"scenario.target_qps={case.target_qps}",
         f"loadgen.min_duration_ms={case.duration_ms}", f"loadgen.min_query_count={case.min_queries}",
-        f"backend.max_batch_size={case.slots}", f"backend.ttft_ms={case.ttft_ms}", f"backend.tpot_ms={case.tpot_ms}",
         f"system.dp={case.instances}", f"output_dir={work / 'run'}", f"artifacts_root={work / 'artifacts'}",
         *case.overrides,
     ])
@@ -190,6 +207,8 @@ def measure_sut(case: Case, work: Path) -> dict:
     run_dir = run_benchmark(cfg)
     stop.set()
     result = json.loads((run_dir / "result.json").read_text())
+    if case.backend == "trtllm":  # the engine's own latencies: the delays it was asked to answer at
+        result["engine"] = {**(result.get("engine") or {}), "ttft_p99_ms": case.ttft_ms, "tpot_p99_ms": case.tpot_ms}
     if case.sample_memory:
         result["memory_mib"] = memory
     return result
@@ -257,7 +276,12 @@ def main() -> None:
     parser.add_argument("--soak-seconds", type=int, default=60)
     parser.add_argument("--skip", nargs="*", default=[], choices=["ceiling", "shaped", "soak"])
     parser.add_argument("--only", help="run only the shaped cases whose name contains this text")
+    parser.add_argument("--backend", choices=["replay", "trtllm"], default="replay",
+                        help="trtllm: run each shaped case through the trtllm backend too (see above)")
+    parser.add_argument("--engine-dir", help="--backend trtllm: the engine (tp 1, built for system=h200x8)")
     args = parser.parse_args()
+    if args.backend == "trtllm" and not args.engine_dir:
+        parser.error("--backend trtllm needs --engine-dir")
     if args.measure:
         case = Case(**json.loads(args.measure))
         work = args.out.parent
@@ -283,6 +307,11 @@ def main() -> None:
             if args.only and args.only not in case.name:
                 continue
             figures["shaped"].append({"case": asdict(case), "result": run_case(case)})
+            if args.backend == "trtllm":
+                print(f"{case.name} through trtllm: the engine must answer at TTFT {case.ttft_ms:g} ms, TPOT "
+                      f"{case.tpot_ms:g} ms", flush=True)
+                trtllm = replace(case, name=f"{case.name} trtllm", backend="trtllm", engine_dir=args.engine_dir)
+                figures["shaped"].append({"case": asdict(trtllm), "result": run_case(trtllm)})
     if "soak" not in args.skip:
         # The same Server run through a minimal SUT that answers each query as late, from one thread, tells
         # loadgen's own growth from ours.

@@ -105,9 +105,14 @@ class TrtllmBackendConfig(BackendConfig):
     poll_ms: float = 5.0
     # Random prompts served (and not reported) before loadgen starts.
     warmup_requests: int = 4
+    # An instance with requests outstanding that neither answers nor iterates for this long has stalled: the run
+    # ends, naming it (a hung executor must never hang the run).
+    stall_timeout_s: float = 120.0
 
     def problems(self, system: SystemConfig) -> list[str]:
         found = _trtllm_problems(self, system, self.name)
+        if self.stall_timeout_s <= 0:
+            found.append(f"backend.stall_timeout_s must be positive, got {self.stall_timeout_s}")
         if self.placement is TrtllmPlacement.orchestrator and system.nodes > 1:
             found.append(f"backend.placement=orchestrator runs every instance in one process on one node but "
                          f"system.nodes={system.nodes}; set backend.placement=leader and launch under mpirun or srun")

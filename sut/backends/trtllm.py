@@ -14,7 +14,13 @@ Which placement when (`backend.placement`):
 
 Requests go in once per RequestBatch (`enqueue_requests`); one polling thread per Executor awaits responses
 (`await_responses(timedelta)`), checks `has_error()` before touching `result`, appends each streamed step of beam 0
-to its request and hands first tokens and final answers to the SUT in one TokenBatch per poll.
+to its request and hands first tokens and final answers to the SUT in one TokenBatch per poll. An answer that
+finished on the end id (FinishReason.END_ID, the end token left out of TensorRT-LLM's output) gets it back, so answers
+end as the hf backend's do; stop words (a row's stop sequence, extra EOS ids) are in the output already.
+
+A watchdog in the poller: an instance with requests outstanding that neither answers nor iterates (no new iteration
+stats) for backend.stall_timeout_s ends the run, naming the instance and the requests it holds. A request failing
+ends it too (the SUT's error callback), naming the request.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -38,7 +45,7 @@ from llmkit.log import launcher_rank
 from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenCallback
 from sut.backends.trtllm_common import (WARMUP_NEW_TOKENS, WARMUP_TIMEOUT_S, Deliveries, IterationSamples,
                                         clear_slurm_environment, combine_stats, device_ids, layout,
-                                        require_tensorrt_llm, runtime_settings, warmup_prompts)
+                                        require_tensorrt_llm, runtime_settings, warmup_prompts, with_end_id)
 from sut.placement import PlacementMode, place
 
 if TYPE_CHECKING:
@@ -201,7 +208,7 @@ class TrtllmBackend:
         self.backend = backend
         self.where = f"trtllm instance {spec.instance}"
         self._lock = threading.Lock()  # guards the id map and the streamed tokens (submit vs. the poller)
-        self._ids: dict[int, int] = {}  # executor request id -> the SUT's request id
+        self._ids: dict[int, tuple[int, int]] = {}  # executor request id -> (the SUT's request id, its end id)
         self._streamed: dict[int, list[int]] = {}  # executor request id -> tokens so far (streaming)
         self._pending = 0
         self._stopping = threading.Event()
@@ -241,7 +248,8 @@ class TrtllmBackend:
                 self.first_submit = time.perf_counter()
             self._pending += len(requests)
             ids = self._executor.enqueue_requests(requests)
-            self._ids.update(zip(ids, batch.request_ids.tolist()))
+            self._ids.update((executor_id, (request_id, end_id))
+                             for executor_id, request_id in zip(ids, batch.request_ids.tolist()))
             if batch.stream:
                 self._streamed.update((executor_id, []) for executor_id in ids)
 
@@ -267,6 +275,7 @@ class TrtllmBackend:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        self._sample_iterations(executor)  # the last second's, so even a short run has its figures
         executor.shutdown()
 
     # the engine side ----------------------------------------------------------------------------------
@@ -295,24 +304,48 @@ class TrtllmBackend:
                     waiting.discard(response.request_id)
 
     def _poll(self) -> None:
+        """Await responses until stopped; every STATS_EVERY_S sample the iteration stats and check for a stall."""
         timeout = timedelta(milliseconds=self.backend.poll_ms)
         next_stats = time.monotonic() + STATS_EVERY_S
         executor = self._executor
         assert executor is not None
+        alive = time.monotonic()  # when the executor last answered or iterated
         try:
             while not self._stopping.is_set():
                 responses = executor.await_responses(timeout=timeout)
+                now = time.monotonic()
                 if responses:
+                    alive = now
                     self._take(responses)
-                if time.monotonic() >= next_stats:
-                    next_stats += STATS_EVERY_S
-                    for iteration in executor.get_latest_iteration_stats():
-                        self.samples.add(json.loads(iteration.to_json_str()))
+                if now >= next_stats:
+                    next_stats = now + STATS_EVERY_S
+                    if self._sample_iterations(executor) or not self._pending:
+                        alive = now
+                    elif now - alive > self.backend.stall_timeout_s:
+                        self._stalled(now - alive)
+                        return
         except Exception as error:  # the poller must report, never die silently
             if not self._stopping.is_set():
                 log.exception("%s failed", self.where)
-                self._deliveries.errors.append((None, f"{type(error).__name__}: {error}"))
+                self._deliveries.errors.append((None, f"failed: {type(error).__name__}: {error}"))
                 self._deliveries.flush()
+
+    def _sample_iterations(self, executor: trtllm.Executor) -> int:
+        """The iterations since the last call into the samples; returns how many there were."""
+        iterations = executor.get_latest_iteration_stats()
+        for iteration in iterations:
+            self.samples.add(json.loads(iteration.to_json_str()))
+        return len(iterations)
+
+    def _stalled(self, quiet_s: float) -> None:
+        """The executor neither answered nor iterated for backend.stall_timeout_s with requests outstanding."""
+        with self._lock:
+            waiting = sorted(request_id for request_id, _ in self._ids.values())
+        shown = ", ".join(str(r) for r in waiting[:5]) + (", ..." if len(waiting) > 5 else "")
+        self._deliveries.errors.append((None, f"stalled: no response and no iteration for {quiet_s:.1f} s with "
+                                              f"{self._pending} requests outstanding (requests {shown}); "
+                                              f"backend.stall_timeout_s={self.backend.stall_timeout_s:g}"))
+        self._deliveries.flush()
 
     def _take(self, responses: list[trtllm.Response]) -> None:
         """One poll's responses: beam 0's new tokens appended per request, then one delivery per kind."""
@@ -320,9 +353,10 @@ class TrtllmBackend:
         with self._lock:
             for response in responses:
                 executor_id = response.request_id
-                request_id = self._ids.get(executor_id)
-                if request_id is None:
+                known = self._ids.get(executor_id)
+                if known is None:
                     continue  # cancelled and forgotten
+                request_id, end_id = known
                 if response.has_error():  # before touching result, which throws on an error response
                     deliveries.errors.append((request_id, response.error_msg))
                     del self._ids[executor_id]
@@ -331,8 +365,9 @@ class TrtllmBackend:
                 result = response.result
                 tokens = result.output_token_ids[0]
                 so_far = self._streamed.get(executor_id)
+                answer: Sequence[int]
                 if so_far is None:  # not streamed: one final response with every token
-                    deliveries.finals.append((request_id, tokens))
+                    answer = tokens
                 else:  # streamed: per-step deltas
                     first_now = not so_far and len(tokens) > 0
                     so_far.extend(tokens)
@@ -340,8 +375,11 @@ class TrtllmBackend:
                         deliveries.firsts.append((request_id, so_far[:len(tokens)]))
                     if not result.is_final:
                         continue
-                    deliveries.finals.append((request_id, so_far))
+                    answer = so_far
                     del self._streamed[executor_id]
+                if result.finish_reasons[0] == self._ex.FinishReason.END_ID:
+                    answer = with_end_id(answer, end_id)
+                deliveries.finals.append((request_id, answer))
                 del self._ids[executor_id]
             finished = len(deliveries.finals) + len(deliveries.errors)
             self._pending -= finished

@@ -99,6 +99,12 @@ def cut_after(ids: Sequence[int], stop: Sequence[int]) -> Sequence[int]:
     return ids
 
 
+def with_end_id(ids: Sequence[int], end_id: int) -> Sequence[int]:
+    """An answer that ended on its end id, with that id: TensorRT-LLM leaves the end token out of the output (finish
+    reason END_ID), the kit's answers keep it, as the hf and replay backends' do."""
+    return ids if len(ids) and ids[-1] == end_id else [*ids, end_id]
+
+
 class Deliveries:
     """Answers gathered by an engine thread and handed to the SUT in one call per kind: first tokens, then final
     answers, then errors."""
@@ -107,6 +113,7 @@ class Deliveries:
         self._on_first, self._on_final, self._on_error, self._where = on_first, on_final, on_error, where
         self.firsts: list[tuple[int, Sequence[int]]] = []
         self.finals: list[tuple[int, Sequence[int]]] = []
+        # (request id, why); None: the whole instance, `why` saying what befell it ("failed: ...", "stalled: ...")
         self.errors: list[tuple[int | None, str]] = []
         self.tokens = 0
         self.requests = 0
@@ -125,7 +132,10 @@ class Deliveries:
             self.last_final = time.perf_counter()
             self._on_final(batch)
         for request_id, message in errors:
-            self._on_error(request_id, f"{self._where}: request {request_id} failed: {message}")
+            if request_id is None:  # the whole instance: the message says what happened to it
+                self._on_error(None, f"{self._where} {message}")
+            else:
+                self._on_error(request_id, f"{self._where}: request {request_id} failed: {message}")
         return len(finals) + len(errors)
 
 

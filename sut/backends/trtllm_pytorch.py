@@ -10,7 +10,9 @@ reading the cumulative list.
 
 Stop sequences: the LLM API takes multi-token stops only as strings for its tokenizer, which
 skip_tokenizer_init=True disables, so a row's stop sequence (mixtral's MBXP rows) is applied to the final answer
-(cut after its first occurrence); extra EOS ids go in as `stop_token_ids`.
+(cut after its first occurrence); extra EOS ids go in as `stop_token_ids`, kept in the output
+(`include_stop_str_in_output`). The end id itself never is in TensorRT-LLM's output: an answer that finished on it
+(finish_reason "stop", no stop_reason) gets it back, so answers end as the hf backend's do.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from llmkit.log import launcher_rank
 from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenCallback
 from sut.backends.trtllm_common import (WARMUP_NEW_TOKENS, WARMUP_TIMEOUT_S, Deliveries, combine_stats, cut_after,
                                         device_ids, layout, require_tensorrt_llm, runtime_settings,
-                                        warmup_prompts)
+                                        warmup_prompts, with_end_id)
 
 if TYPE_CHECKING:
     from tensorrt_llm import LLM, SamplingParams
@@ -141,7 +143,14 @@ class TrtllmPytorchBackend:
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._loop.create_task(self._deliver_forever())
-        self._loop.run_forever()
+        try:
+            self._loop.run_forever()
+        finally:  # stopped (stop()): what still runs is cancelled and awaited, so the loop closes clean
+            tasks = asyncio.all_tasks(self._loop)
+            for task in tasks:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._loop.close()
 
     def _params(self, batch: RequestBatch, max_tokens: int | None = None) -> SamplingParams:
         from tensorrt_llm import SamplingParams
@@ -149,7 +158,7 @@ class TrtllmPytorchBackend:
         extra = [int(e) for e in batch.eos_ids[1:]]
         return SamplingParams(max_tokens=max_tokens or batch.max_new_tokens, min_tokens=batch.min_new_tokens,
                               end_id=batch.eos_ids[0], pad_id=batch.eos_ids[0], stop_token_ids=extra or None,
-                              top_k=1, detokenize=False)
+                              include_stop_str_in_output=True, top_k=1, detokenize=False)
 
     def _launch(self, batch: RequestBatch) -> None:
         """Start every request of the batch (in the loop thread, so the outputs can be awaited here)."""
@@ -159,20 +168,23 @@ class TrtllmPytorchBackend:
             output = self._llm.generate_async(batch.prompts[row].tolist(), sampling_params=params,
                                               streaming=batch.stream)
             self._outstanding[request_id] = output
-            self._loop.create_task(self._follow(request_id, output, batch.stream, batch.stop_sequences[row]))
+            self._loop.create_task(self._follow(request_id, output, batch.stream, batch.stop_sequences[row],
+                                                batch.eos_ids[0]))
 
-    async def _follow(self, request_id: int, output: RequestOutput, stream: bool,
-                      stop: Sequence[int] | None) -> None:
+    async def _follow(self, request_id: int, output: RequestOutput, stream: bool, stop: Sequence[int] | None,
+                      end_id: int) -> None:
         deliveries = self._deliveries
         try:
             if stream:
                 async for partial in output:
-                    ids = partial.outputs[0].token_ids
-                    if ids:
-                        deliveries.firsts.append((request_id, ids[:1]))
+                    so_far = partial.outputs[0].token_ids
+                    if so_far:
+                        deliveries.firsts.append((request_id, so_far[:1]))
                         break
-            final = await output.aresult()
-            ids = final.outputs[0].token_ids or []  # Optional in CompletionOutput, a list in practice
+            final = (await output.aresult()).outputs[0]
+            ids: Sequence[int] = final.token_ids or []  # Optional in CompletionOutput, a list in practice
+            if final.finish_reason == "stop" and final.stop_reason is None:  # ended by the end id, left out
+                ids = with_end_id(ids, end_id)
             deliveries.finals.append((request_id, cut_after(ids, stop) if stop else ids))
         except Exception as error:  # a failed request is named to the SUT, never dropped
             deliveries.errors.append((request_id, f"{type(error).__name__}: {error}"))

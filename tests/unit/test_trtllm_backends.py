@@ -27,6 +27,7 @@ def test_both_backends_compose_by_name():
     (["backend=trtllm", "system=h100x8", "backend.max_num_tokens=0"], "backend.max_num_tokens must be at least 1"),
     (["backend=trtllm", "system=h100x8", "backend.poll_ms=0"], "backend.poll_ms must be positive"),
     (["backend=trtllm", "system=h100x8", "backend.warmup_requests=-1"], "backend.warmup_requests must be 0"),
+    (["backend=trtllm", "system=h100x8", "backend.stall_timeout_s=0"], "backend.stall_timeout_s must be positive"),
     (["backend=trtllm"], "runs on NVIDIA GPUs but system=cpu has none"),
     (["backend=trtllm", "system=gb200-nvl72"], "set backend.placement=leader"),
     (["backend=trtllm-pytorch", "system=gb200-nvl72"], "use backend=trtllm with backend.placement=leader"),

@@ -9,7 +9,7 @@
 #       SamplingConfig, OutputConfig, Request, Result, Response
 #   cpp/tensorrt_llm/nanobind/executor/bindings.cpp        @ a35c38f32e0ed726a47971fe18ea73a5e5583ca4
 #       ModelType, CapacitySchedulerPolicy, ContextChunkingPolicy, CommunicationType, CommunicationMode,
-#       IterationStats.to_json_str
+#       FinishReason (members from cpp/include/tensorrt_llm/executor/types.h), IterationStats.to_json_str
 #
 # Stricter than the binding, on purpose:
 # - The config classes (SchedulerConfig, KvCacheConfig, OrchestratorConfig, ParallelConfig, ExecutorConfig,
@@ -22,7 +22,7 @@
 #   a call passing one fails the check until the class is stubbed here.
 # - Only the methods and attributes the kit calls or reads are declared (Executor: shutdown, enqueue_requests,
 #   await_responses, cancel_request, get_latest_iteration_stats; Response: request_id, has_error, error_msg, result;
-#   Result: is_final, output_token_ids; IterationStats: to_json_str).
+#   Result: is_final, output_token_ids, finish_reasons; IterationStats: to_json_str).
 # Enums are nb::enum_, i.e. Python enum.Enum subclasses; every member of each enum the kit uses is listed.
 import datetime
 import enum
@@ -53,6 +53,14 @@ class CommunicationMode(enum.Enum):
 class BatchingType(enum.Enum):
     STATIC = ...
     INFLIGHT = ...
+
+class FinishReason(enum.Enum):
+    NOT_FINISHED = ...
+    END_ID = ...  # the end token ended it; it is not in the output
+    STOP_WORDS = ...  # a stop word ended it; it is in the output
+    LENGTH = ...
+    TIMED_OUT = ...
+    CANCELLED = ...
 
 class SchedulerConfig:
     def __init__(
@@ -197,6 +205,7 @@ class Request:
 class Result:
     is_final: bool
     output_token_ids: list[list[int]]  # one list of token ids per beam
+    finish_reasons: list[FinishReason]  # one per beam; NOT_FINISHED until the final result
 
 class Response:
     @property
