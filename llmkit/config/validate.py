@@ -128,6 +128,12 @@ def _check_system(cfg: RunConfig, error) -> None:
         elif system.gpu not in GPUS:
             error(f"system.gpu={system.gpu} is not a known GPU{did_you_mean(system.gpu, GPUS)}; choose one of: "
                   f"{', '.join(GPUS)}")
+    if system.device is Device.cuda and None not in (system.dp, system.tp, system.pp):
+        gpus, have = system.dp * system.tp * system.pp, system.devices_per_node * system.nodes
+        if gpus > have:
+            error(f"system.dp={system.dp} instances of tp {system.tp} x pp {system.pp} need {gpus} GPUs but "
+                  f"system={system.name} has {have} ({system.devices_per_node} per node x {system.nodes}); lower "
+                  "system.dp, system.tp or system.pp (a tuned entry's topology counts unless overridden)")
     for entry in system.tuned:
         _check_tuned(system, entry, error)
     seen = [(e.benchmark, e.scenario) for e in system.tuned]
@@ -154,10 +160,6 @@ def _check_tuned(system, entry, error) -> None:
         if value is not None and value < 1:
             error(f"{where}: {name} must be at least 1, got {value}")
             return
-    gpus = entry.tp * entry.pp * entry.dp
-    if system.device is Device.cuda and gpus > system.devices_per_node * system.nodes:
-        error(f"{where}: dp {entry.dp} x tp {entry.tp} x pp {entry.pp} = {gpus} GPUs but the system has "
-              f"{system.devices_per_node * system.nodes}; lower dp")
     for runtime, build in (("runtime_max_batch_size", "max_batch_size"), ("runtime_max_num_tokens", "max_num_tokens")):
         if (getattr(entry, runtime) or 0) > getattr(entry, build):
             error(f"{where}: {runtime} {getattr(entry, runtime)} exceeds the engine's {build} {getattr(entry, build)}; "

@@ -63,14 +63,21 @@ def test_bad_entries_are_found_by_validate():
                       max_num_tokens=64),
         TunedSettings(benchmark="mixtral-8x7b", scenario=entry.scenario.__class__("Interactive"), precision="fp8",
                       max_batch_size=8, max_num_tokens=64),
-        TunedSettings(benchmark="llama3.1-405b", scenario=entry.scenario, precision="fp9", tp=8, dp=2,
+        TunedSettings(benchmark="llama3.1-405b", scenario=entry.scenario, precision="fp9", tp=8,
                       max_batch_size=8, max_num_tokens=64, runtime_max_batch_size=16),
     ]
     errors = " | ".join(_errors(cfg))
     assert "has two tuned entries for mixtral-8x7b Offline" in errors
     assert "mixtral-8x7b has no Interactive scenario; remove the entry" in errors
     assert "names precision 'fp9' (did you mean 'fp8'?)" in errors
-    assert "dp 2 x tp 8 x pp 1 = 16 GPUs but the system has 8" in errors
+    assert "runtime_max_batch_size 16 exceeds the engine's max_batch_size 8" in errors
+
+
+def test_a_topology_beyond_the_system_s_gpus_is_refused_and_a_smaller_machine_may_override_it():
+    with pytest.raises(UserError, match=r"system.dp=2 instances of tp 8 x pp 1 need 16 GPUs but system=h100x8 has 8"):
+        load(["system=h100x8", *LLAMA, "system.dp=2"], serving=False)
+    one = load(["system=h100x8", *LLAMA, "system.devices_per_node=1", "system.tp=1", "system.dp=1"], serving=False)
+    assert one.system.devices_per_node == 1
 
 
 def test_a_system_must_name_a_known_gpu():
