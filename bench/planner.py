@@ -16,7 +16,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from llmkit.benchmarks import get_benchmark
 from llmkit.config.groups import group_options
 from llmkit.config.load import load
 from llmkit.log import setup_logging

@@ -7,20 +7,19 @@ when any was refused.
 from __future__ import annotations
 
 import sys
-from functools import partial
 
 
 def main() -> None:
     from llmkit.config.app import hydra_app
-    from llmkit.config.validate import require_valid
 
     if len(sys.argv) > 1 and sys.argv[1] == "plan":
         sys.argv.pop(1)
         from build_engines.plan import plan_command as task
     else:
         from build_engines.sweep import build_job as task
-    # Neither runs loadgen nor a backend: their checks do not apply.
-    hydra_app(task, validate=partial(require_valid, serving=False))()
+    # Each job validates its config itself (build_engines/sweep.py), so that a sweep reports a refused combination
+    # and goes on.
+    hydra_app(task, validate=lambda cfg: None)()
     from build_engines.sweep import REFUSED, report_refused
 
     if REFUSED:

@@ -29,13 +29,12 @@ from build_engines.report import print_plan
 from llmkit.artifacts import MANIFEST, artifact_path, build_or_reuse, content_key
 from llmkit.benchmarks import get_benchmark
 from llmkit.config.build import BuildFlags
-from llmkit.config.schema import Device, RunConfig
+from llmkit.config.schema import RunConfig
 from llmkit.config.systems import build_flags as layered_flags
 from llmkit.config.systems import tuned_entry
 from llmkit.errors import UserError
-from llmkit.gpus import get_gpu
 from llmkit.log import launcher_rank
-from llmkit.planner.configured import memory_preflight
+from llmkit.planner.configured import gpu_of, memory_preflight
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +63,10 @@ class BuildPlan:
         return content_key(self.key_inputs) if self.key_inputs else None
 
 
-def _gpu_system(cfg: RunConfig):
-    system = cfg.system
-    if system.device is not Device.cuda or system.gpu is None:
-        raise UserError(f"system={system.name} has no GPU model, and engines are built for one; choose a GPU system "
-                        "(system=h100x8, h200x8, b200x8, gb200-nvl72) or set system.device=cuda system.gpu=NAME")
-    return get_gpu(system.gpu)
-
-
 def plan(cfg: RunConfig) -> BuildPlan:
     """Everything decided before any GPU time; raises the first refusal."""
     benchmark = get_benchmark(cfg.benchmark.name)
-    gpu = _gpu_system(cfg)
+    gpu = gpu_of(cfg, "engines are built for one")
     entry = tuned_entry(cfg.system, benchmark.name, cfg.scenario.name)
     flags = build_flags.requested(benchmark, layered_flags(cfg))
     dry_run = cfg.build.dry_run

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llmkit.config.schema import RunConfig
+from llmkit.config.validate import require_valid
 from llmkit.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,18 @@ def _job_overrides() -> str:
 
 
 def sweepable(task: Callable[[RunConfig], object]) -> Callable[[RunConfig], object]:
+    """The task after the config's checks (neither stage runs loadgen nor a backend: their checks do not apply);
+    in a sweep, a refusal of either is recorded and the sweep goes on."""
+
+    def checked(cfg: RunConfig) -> object:
+        require_valid(cfg, serving=False)
+        return task(cfg)
+
     def job(cfg: RunConfig) -> object:
         if not in_sweep():
-            return task(cfg)
+            return checked(cfg)
         try:
-            return task(cfg)
+            return checked(cfg)
         except UserError as error:
             log.error("refused: %s", error)
             REFUSED.append((_job_overrides(), str(error)))

@@ -15,7 +15,7 @@ from llmkit.benchmarks import Benchmark, get_benchmark
 from llmkit.config.schema import Device, RunConfig
 from llmkit.config.systems import build_flags, tuned_entry
 from llmkit.errors import UserError
-from llmkit.gpus import get_gpu
+from llmkit.gpus import GpuSpec, get_gpu
 from llmkit.models.checkpoint import CheckpointInfo, read_config_json
 from llmkit.models.dims import ModelShape
 from llmkit.models.shape import read_shape
@@ -50,10 +50,11 @@ def planned_shape(cfg: RunConfig, benchmark: Benchmark, planning: bool, files_op
     return _checkpoint_shape(path), f"{path}/config.json"
 
 
-def gpu_of(cfg: RunConfig):
+def gpu_of(cfg: RunConfig, why: str = "the planner plans for one") -> GpuSpec:
+    """The system's GPU; one sentence when it names none (`why` says who needs it)."""
     system = cfg.system
     if system.device is not Device.cuda or system.gpu is None:
-        raise UserError(f"system={system.name} names no GPU model to plan for; choose a GPU system (system=h100x8, "
+        raise UserError(f"system={system.name} has no GPU model, and {why}; choose a GPU system (system=h100x8, "
                         "h200x8, b200x8, gb200-nvl72) or set system.device=cuda system.gpu=NAME")
     return get_gpu(system.gpu)
 

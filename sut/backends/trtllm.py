@@ -44,7 +44,7 @@ from llmkit.errors import UserError
 from llmkit.log import launcher_rank
 from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenCallback
 from sut.backends.trtllm_common import (WARMUP_NEW_TOKENS, WARMUP_TIMEOUT_S, Deliveries, IterationSamples,
-                                        clear_slurm_environment, combine_stats, device_ids, layout,
+                                        clear_slurm_environment, combine_stats, delivery_stats, device_ids, layout,
                                         require_tensorrt_llm, runtime_settings, warmup_prompts, with_end_id)
 from sut.placement import PlacementMode, place
 
@@ -257,10 +257,8 @@ class TrtllmBackend:
         return self._pending
 
     def stats(self) -> dict[str, object] | None:
-        deliveries = getattr(self, "_deliveries", None)
-        return {"instance": self.spec.instance, "tokens": deliveries.tokens if deliveries else 0,
-                "requests": deliveries.requests if deliveries else 0, "first_submit": self.first_submit,
-                "last_final": deliveries.last_final if deliveries else None, **self.samples.summary()}
+        stats = delivery_stats(self.spec.instance, getattr(self, "_deliveries", None), self.first_submit)
+        return stats | self.samples.summary()
 
     def stop(self) -> None:
         """Cancel what is outstanding, stop polling, shut the Executor down (idempotent; also on Ctrl-C)."""

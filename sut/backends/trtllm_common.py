@@ -139,6 +139,13 @@ class Deliveries:
         return len(finals) + len(errors)
 
 
+def delivery_stats(instance: int, deliveries: Deliveries | None, first_submit: float | None) -> dict[str, object]:
+    """An instance's own figures for result.json (combine_stats merges them over instances)."""
+    return {"instance": instance, "tokens": deliveries.tokens if deliveries else 0,
+            "requests": deliveries.requests if deliveries else 0, "first_submit": first_submit,
+            "last_final": deliveries.last_final if deliveries else None}
+
+
 class IterationSamples:
     """The engine's own iteration figures, sampled: KV-cache blocks in use and requests in flight."""
 

@@ -34,6 +34,7 @@ from llmkit.errors import UserError
 from llmkit.log import launcher_rank
 from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenCallback
 from sut.backends.trtllm_common import (WARMUP_NEW_TOKENS, WARMUP_TIMEOUT_S, Deliveries, combine_stats, cut_after,
+                                        delivery_stats,
                                         device_ids, layout, require_tensorrt_llm, runtime_settings,
                                         warmup_prompts, with_end_id)
 
@@ -122,10 +123,7 @@ class TrtllmPytorchBackend:
         return self._pending
 
     def stats(self) -> dict[str, object] | None:
-        deliveries = getattr(self, "_deliveries", None)
-        return {"instance": self.spec.instance, "tokens": deliveries.tokens if deliveries else 0,
-                "requests": deliveries.requests if deliveries else 0, "first_submit": self.first_submit,
-                "last_final": deliveries.last_final if deliveries else None}
+        return delivery_stats(self.spec.instance, getattr(self, "_deliveries", None), self.first_submit)
 
     def stop(self) -> None:
         """Abort what is outstanding, stop the loop, shut the LLM down (idempotent; also on Ctrl-C)."""
