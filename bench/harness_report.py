@@ -21,7 +21,9 @@ def shaped_rows(shaped: list[dict]) -> list[dict]:
         # Offline: tokens over the whole run on both sides. Server: loadgen divides by the time until the
         # last-issued query was done, so the engine's rate is taken over the same window.
         produced_key = "tokens_per_second" if case["scenario"] == "offline" else "tokens_per_second_to_last_issued"
-        reported, produced = result.get("tokens_per_second"), engine.get(produced_key)
+        # A backend that reports only its whole-run rate (trtllm) is compared with that.
+        reported = result.get("tokens_per_second")
+        produced = engine.get(produced_key) or engine.get("tokens_per_second")
         rows.append({
             "case": case["name"], "load": case["load"], "scenario": case["scenario"], "validity": result.get("validity"),
             "reported_tokens_per_s": reported, "engine_tokens_per_s": produced,
