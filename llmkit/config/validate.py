@@ -69,6 +69,7 @@ def check(cfg: RunConfig, serving: bool = True) -> list[Finding]:
         error(f"output_dir={cfg.output_dir} names a run directory, but calibration and quantization write keyed "
               "artifacts under artifacts_root; set artifacts_root= instead")
     _check_evaluation(cfg, error)
+    _check_plan(cfg, error)
     _check_calibration(cfg, error)
     _check_precision(cfg, error, warning)
     return findings
@@ -240,6 +241,14 @@ def _check_precision(cfg: RunConfig, error, warning) -> None:
         error("quantize.export_dtype must be float16 or bfloat16 (TensorRT-LLM checkpoints hold no float32 weights)")
     if not 0 <= quantize.min_greedy_agreement <= 1:
         error(f"quantize.min_greedy_agreement is a fraction between 0 and 1, got {quantize.min_greedy_agreement}")
+
+
+def _check_plan(cfg: RunConfig, error) -> None:
+    _at_least_one("plan", cfg.plan, ("max_batch_size", "max_num_tokens"), error)
+    fraction = cfg.plan.kv_cache_free_gpu_memory_fraction
+    if fraction is not None and not 0 < fraction < 1:
+        error(f"plan.kv_cache_free_gpu_memory_fraction must lie strictly between 0 and 1 (TensorRT-LLM refuses 1.0), "
+              f"got {fraction}")
 
 
 def _check_evaluation(cfg: RunConfig, error) -> None:

@@ -83,3 +83,14 @@ def test_a_topology_beyond_the_system_s_gpus_is_refused_and_a_smaller_machine_ma
 def test_a_system_must_name_a_known_gpu():
     with pytest.raises(UserError, match=r"system.gpu=H300 is not a known GPU"):
         load(["system=h100x8", "system.gpu=H300"], serving=False)
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("plan.max_num_tokens=0", "plan.max_num_tokens must be at least 1, got 0"),
+    ("plan.max_batch_size=-1", "plan.max_batch_size must be at least 1, got -1"),
+    ("plan.kv_cache_free_gpu_memory_fraction=1.0", "plan.kv_cache_free_gpu_memory_fraction must lie strictly between"),
+])
+def test_plan_settings_out_of_range_are_refused_by_their_own_key(override, expected):
+    with pytest.raises(UserError, match=None) as error:
+        load(["system=h200x8", *LLAMA, override], serving=False)
+    assert expected in str(error.value)
