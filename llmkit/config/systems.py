@@ -9,7 +9,7 @@ published (`tuned`). A run picks the entry for its benchmark and scenario; whate
 """
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -19,6 +19,8 @@ from llmkit.config.build import BuildFlags
 from llmkit.config.schema import DEFAULT_TARGET_QPS, Device, RunConfig, SystemConfig, TunedSettings
 
 DEFAULT_PRECISION = "bf16"
+# TensorRT-LLM's free_gpu_memory_fraction when nobody states one.
+DEFAULT_KV_FRACTION = 0.9
 
 
 def tuned_entry(system: SystemConfig, benchmark: str, scenario: Scenario) -> Optional[TunedSettings]:
@@ -80,3 +82,24 @@ def build_flags(run: RunConfig) -> BuildFlags:
     sized = BuildFlags(max_batch_size=entry.max_batch_size, max_num_tokens=entry.max_num_tokens) if entry else \
         BuildFlags()
     return merged_flags(run.system.build_flags, sized, entry.build_flags if entry else BuildFlags(), run.build.flags)
+
+
+@dataclass(frozen=True)
+class RuntimeLimits:
+    """A run's runtime limits: None where the engine's (or the planner's) own value applies."""
+
+    max_batch_size: int | None
+    max_num_tokens: int | None
+    kv_fraction: float
+
+
+def runtime_limits(run: RunConfig, max_batch_size: int | None, max_num_tokens: int | None,
+                   kv_fraction: float | None) -> RuntimeLimits:
+    """The values given (a backend's or the planner's settings), else the tuned entry's runtime ones for this
+    benchmark and scenario, else None and DEFAULT_KV_FRACTION."""
+    entry = tuned_entry(run.system, run.benchmark.name, run.scenario.name)
+    return RuntimeLimits(
+        max_batch_size if max_batch_size is not None else entry.runtime_batch if entry else None,
+        max_num_tokens if max_num_tokens is not None else entry.runtime_tokens if entry else None,
+        kv_fraction if kv_fraction is not None else
+        entry.kv_cache_free_gpu_memory_fraction if entry else DEFAULT_KV_FRACTION)

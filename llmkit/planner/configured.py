@@ -13,7 +13,7 @@ from pathlib import Path
 
 from llmkit.benchmarks import Benchmark, get_benchmark
 from llmkit.config.schema import Device, RunConfig
-from llmkit.config.systems import build_flags, tuned_entry
+from llmkit.config.systems import build_flags, runtime_limits
 from llmkit.errors import UserError
 from llmkit.gpus import GpuSpec, get_gpu
 from llmkit.models.checkpoint import CheckpointInfo, read_config_json
@@ -23,7 +23,6 @@ from llmkit.planner.memory import GIB, breakdown, check_fits, kv_batch
 from llmkit.planner.request import PlanRequest, request_for
 
 log = logging.getLogger(__name__)
-DEFAULT_KV_FRACTION = 0.9
 
 
 def _checkpoint_shape(path: Path) -> ModelShape:
@@ -65,16 +64,13 @@ def request_for_run(cfg: RunConfig, planning: bool, files_optional: bool = False
     benchmark = get_benchmark(cfg.benchmark.name)
     gpu = gpu_of(cfg)
     system, settings = cfg.system, cfg.plan
-    entry = tuned_entry(system, benchmark.name, cfg.scenario.name)
     shape, source = planned_shape(cfg, benchmark, planning, files_optional)
-    flags = build_flags(cfg)
-    kv_fraction = (settings.kv_cache_free_gpu_memory_fraction or
-                   (entry.kv_cache_free_gpu_memory_fraction if entry else DEFAULT_KV_FRACTION))
+    limits = runtime_limits(cfg, settings.max_batch_size, settings.max_num_tokens,
+                            settings.kv_cache_free_gpu_memory_fraction)
     request = request_for(
         benchmark, gpu, cfg.precision, cfg.scenario.name, tp=system.tp, pp=system.pp, instances=system.dp,
-        kv_fraction=kv_fraction, max_batch_size=settings.max_batch_size or (entry.runtime_batch if entry else None),
-        max_num_tokens=settings.max_num_tokens or (entry.runtime_tokens if entry else None),
-        engine_max_num_tokens=flags.max_num_tokens, gpus_per_node=system.devices_per_node or 8)
+        kv_fraction=limits.kv_fraction, max_batch_size=limits.max_batch_size, max_num_tokens=limits.max_num_tokens,
+        engine_max_num_tokens=build_flags(cfg).max_num_tokens, gpus_per_node=system.devices_per_node or 8)
     return replace(request, shape=shape, model=f"{benchmark.name}"), source
 
 

@@ -11,18 +11,16 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from build_engines.toolchain import CONTAINER, TRTLLM_VERSION
 from llmkit.config.schema import RunConfig, SystemConfig
-from llmkit.config.systems import tuned_entry
+from llmkit.config.systems import RuntimeLimits, runtime_limits
 from llmkit.errors import UserError
 from sut.backends.base import ErrorCallback, TokenBatch, TokenCallback
 
 # TensorRT-LLM's own default share of the free GPU memory for the KV cache (KvCacheConfig).
-DEFAULT_KV_FRACTION = 0.9
 WARMUP_PROMPT_TOKENS = 32
 WARMUP_NEW_TOKENS = 4
 WARMUP_TIMEOUT_S = 600.0
@@ -37,26 +35,11 @@ def require_tensorrt_llm(backend: str) -> None:
                         f"package; run llmkit in the TensorRT-LLM container ({CONTAINER}), or choose backend=hf")
 
 
-@dataclass(frozen=True)
-class Runtime:
-    """The runtime limits of one run: None where the engine's (or TensorRT-LLM's) own value applies."""
-
-    max_batch_size: int | None
-    max_num_tokens: int | None
-    kv_fraction: float
-
-
-def runtime_settings(cfg: RunConfig) -> Runtime:
-    """The user's values, else the system's tuned entry for this benchmark and scenario, else None / 0.9."""
+def runtime_settings(cfg: RunConfig) -> RuntimeLimits:
+    """The backend's runtime limits, else the system's tuned entry's (llmkit.config.systems.runtime_limits)."""
     backend = cfg.backend
-    entry = tuned_entry(cfg.system, cfg.benchmark.name, cfg.scenario.name)
-    tokens: int | None = getattr(backend, "max_num_tokens", None)
-    fraction: float | None = getattr(backend, "kv_cache_free_gpu_memory_fraction", None)
-    return Runtime(
-        backend.max_batch_size if backend.max_batch_size is not None else entry.runtime_batch if entry else None,
-        tokens if tokens is not None else entry.runtime_tokens if entry else None,
-        fraction if fraction is not None else entry.kv_cache_free_gpu_memory_fraction if entry else DEFAULT_KV_FRACTION,
-    )
+    return runtime_limits(cfg, backend.max_batch_size, getattr(backend, "max_num_tokens", None),
+                          getattr(backend, "kv_cache_free_gpu_memory_fraction", None))
 
 
 def layout(system: SystemConfig) -> tuple[int, int, int]:

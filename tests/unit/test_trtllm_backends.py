@@ -85,7 +85,8 @@ def test_the_newest_matching_engine_is_chosen_and_a_missing_one_is_one_sentence(
 
 
 def test_runtime_settings_come_from_the_user_then_the_entry():
-    from sut.backends.trtllm_common import DEFAULT_KV_FRACTION, runtime_settings
+    from llmkit.config.systems import DEFAULT_KV_FRACTION
+    from sut.backends.trtllm_common import runtime_settings
 
     cfg = load(["backend=trtllm", "system=h100x8", "benchmark=llama3.1-405b", "model=tiny-llama3",
                 "scenario=server"])
