@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmkit.artifacts import file_sha256, read_manifest
+from llmkit.artifacts import file_sha256, read_manifest, remembered_sha256
 from llmkit.errors import UserError
 
 ARTIFACT_KIND = "engines"
@@ -76,14 +76,6 @@ def _rebuild(directory: Path) -> str:
     return f"rebuild it with llmkit build (the engine at {directory} cannot serve this run)"
 
 
-def _sha256(path: Path, memo: dict) -> str:
-    stat = path.stat()
-    stamp = f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
-    if stamp not in memo:
-        memo[stamp] = file_sha256(path)
-    return memo[stamp]
-
-
 def check_engine(directory: Path, needs: EngineNeeds) -> dict:
     """The engine's manifest when it can serve a run that needs `needs`; else one sentence naming the mismatch."""
     if not directory.is_dir():
@@ -121,19 +113,13 @@ def check_engine(directory: Path, needs: EngineNeeds) -> dict:
 
 
 def _check_rank_files(directory: Path, manifest: dict) -> None:
-    memo_path = directory / SHA_MEMO
-    try:
-        memo = json.loads(memo_path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        memo = {}
+    for rank in manifest["ranks"]:
+        if not (directory / rank["file"]).is_file():
+            raise UserError(f"{directory} has lost {rank['file']}; rebuild the engine with llmkit build build.force=true")
+    # Remembered in the engine directory, so that a multi-hundred-GB engine is hashed once, not on every run.
+    digests = remembered_sha256([directory / rank["file"] for rank in manifest["ranks"]], directory / SHA_MEMO)
     for rank in manifest["ranks"]:
         path = directory / rank["file"]
-        if not path.is_file():
-            raise UserError(f"{directory} has lost {rank['file']}; rebuild the engine with llmkit build build.force=true")
-        if path.stat().st_size != rank["bytes"] or _sha256(path, memo) != rank["sha256"]:
+        if path.stat().st_size != rank["bytes"] or digests[path] != rank["sha256"]:
             raise UserError(f"{path} differs from the file the build wrote (sha256 or size); rebuild the engine with "
                             "llmkit build build.force=true")
-    try:  # remembered so that a multi-hundred-GB engine is hashed once, not on every run
-        memo_path.write_text(json.dumps(memo))
-    except OSError:
-        pass

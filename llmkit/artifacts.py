@@ -37,24 +37,35 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def files_fingerprint(files: list[Path], memo: Path) -> str:
-    """sha256 over the files' names and contents. A file's digest is remembered in `memo` by its path, size and
-    modification time, so a checkpoint of hundreds of GB is read once, not on every run."""
+def remembered_sha256(files: list[Path], memo: Path) -> dict[Path, str]:
+    """Each file's sha256, remembered in `memo` by its path, size and modification time, so a file of hundreds of GB
+    is read once, not on every run. The memo is best effort: where it cannot be written, the next call hashes again."""
     try:
         known = json.loads(memo.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         known = {}
-    digest = hashlib.sha256()
-    for path in sorted(files):
+    digests = {}
+    for path in files:
         stat = path.stat()
         stamp = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
         if stamp not in known:
             known[stamp] = file_sha256(path)
-        digest.update(f"{path.name}:{known[stamp]}\n".encode())
-    memo.parent.mkdir(parents=True, exist_ok=True)
+        digests[path] = known[stamp]
     staged = memo.with_name(f".{memo.name}.{os.getpid()}")
-    staged.write_text(json.dumps(known, indent=0))
-    os.replace(staged, memo)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        staged.write_text(json.dumps(known, indent=0))
+        os.replace(staged, memo)
+    except OSError:
+        staged.unlink(missing_ok=True)
+    return digests
+
+
+def files_fingerprint(files: list[Path], memo: Path) -> str:
+    """sha256 over the files' names and contents (each file's digest remembered in `memo`)."""
+    digest = hashlib.sha256()
+    for path, sha in sorted(remembered_sha256(files, memo).items()):
+        digest.update(f"{path.name}:{sha}\n".encode())
     return digest.hexdigest()
 
 
