@@ -11,6 +11,7 @@ BENCHES = {
     "hf": ("bench.hf", "the hf backend's continuous batching against one request at a time"),
     "evaluation": ("bench.evaluation", "how fast a 15000-sample mixtral accuracy log is scored"),
     "planner": ("bench.planner", "the planner's predicted tokens/s per GPU against every published result"),
+    "trtllm-adapter": ("bench.trtllm_adapter", "the trtllm poller's cost per streamed response at 1x and 10x load"),
 }
 
 
@@ -18,7 +19,7 @@ def main() -> None:
     name = sys.argv[1] if len(sys.argv) > 1 else ""
     if name in ("", "-h", "--help"):
         lines = ["usage: llmkit bench NAME [options]   (llmkit bench NAME --help for its options)", "", "benchmarks:"]
-        lines += [f"  {key.ljust(10)}  {summary}" for key, (_, summary) in BENCHES.items()]
+        lines += [f"  {key.ljust(14)}  {summary}" for key, (_, summary) in BENCHES.items()]
         sys.stdout.write("\n".join(lines + ["", "example: llmkit bench harness --skip soak"]) + "\n")
         raise SystemExit(0 if name else 2)
     if name not in BENCHES:

@@ -85,6 +85,8 @@ def _trtllm_problems(backend, system: SystemConfig, name: str) -> list[str]:
         found.append(f"backend.poll_ms must be positive, got {backend.poll_ms}")
     if backend.warmup_requests < 0:
         found.append(f"backend.warmup_requests must be 0 (no warm-up) or more, got {backend.warmup_requests}")
+    if backend.stall_timeout_s <= 0:
+        found.append(f"backend.stall_timeout_s must be positive, got {backend.stall_timeout_s}")
     return found
 
 
@@ -111,8 +113,6 @@ class TrtllmBackendConfig(BackendConfig):
 
     def problems(self, system: SystemConfig) -> list[str]:
         found = _trtllm_problems(self, system, self.name)
-        if self.stall_timeout_s <= 0:
-            found.append(f"backend.stall_timeout_s must be positive, got {self.stall_timeout_s}")
         if self.placement is TrtllmPlacement.orchestrator and system.nodes > 1:
             found.append(f"backend.placement=orchestrator runs every instance in one process on one node but "
                          f"system.nodes={system.nodes}; set backend.placement=leader and launch under mpirun or srun")
@@ -133,6 +133,8 @@ class TrtllmPytorchBackendConfig(BackendConfig):
     kv_cache_free_gpu_memory_fraction: Optional[float] = None
     poll_ms: float = 5.0
     warmup_requests: int = 4
+    # An instance with requests outstanding that neither answers nor iterates for this long has stalled (as trtllm).
+    stall_timeout_s: float = 120.0
 
     def problems(self, system: SystemConfig) -> list[str]:
         found = _trtllm_problems(self, system, self.name)

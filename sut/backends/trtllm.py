@@ -43,17 +43,16 @@ from llmkit.config.schema import RunConfig
 from llmkit.errors import UserError
 from llmkit.log import launcher_rank
 from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenCallback
-from sut.backends.trtllm_common import (WARMUP_NEW_TOKENS, WARMUP_TIMEOUT_S, Deliveries, IterationSamples,
-                                        clear_slurm_environment, combine_stats, delivery_stats, device_ids, layout,
-                                        require_tensorrt_llm, runtime_settings, warmup_prompts, with_end_id)
+from sut.backends.trtllm_common import (STATS_EVERY_S, WARMUP_NEW_TOKENS, WARMUP_TIMEOUT_S, Deliveries,
+                                        IterationSamples, clear_slurm_environment, combine_stats, delivery_stats,
+                                        device_ids, layout, require_tensorrt_llm, runtime_settings, stalled_message,
+                                        warmup_prompts, with_end_id)
 from sut.placement import PlacementMode, place
 
 if TYPE_CHECKING:
     from tensorrt_llm.bindings import executor as trtllm
 
 log = logging.getLogger(__name__)
-
-STATS_EVERY_S = 1.0
 
 
 def find_engine(cfg: RunConfig, benchmark: Benchmark) -> Path:
@@ -338,15 +337,25 @@ class TrtllmBackend:
     def _stalled(self, quiet_s: float) -> None:
         """The executor neither answered nor iterated for backend.stall_timeout_s with requests outstanding."""
         with self._lock:
-            waiting = sorted(request_id for request_id, _ in self._ids.values())
-        shown = ", ".join(str(r) for r in waiting[:5]) + (", ..." if len(waiting) > 5 else "")
-        self._deliveries.errors.append((None, f"stalled: no response and no iteration for {quiet_s:.1f} s with "
-                                              f"{self._pending} requests outstanding (requests {shown}); "
-                                              f"backend.stall_timeout_s={self.backend.stall_timeout_s:g}"))
+            waiting = [request_id for request_id, _ in self._ids.values()]
+        self._deliveries.errors.append((None, stalled_message(quiet_s, self._pending, waiting,
+                                                              self.backend.stall_timeout_s)))
         self._deliveries.flush()
 
     def _take(self, responses: list[trtllm.Response]) -> None:
-        """One poll's responses: beam 0's new tokens appended per request, then one delivery per kind."""
+        """One poll's responses. Streamed first tokens go to the SUT first (an iteration of a busy instance is
+        thousands of responses, nearly all mid-answer: its few first tokens must not wait for the rest); then beam
+        0's new tokens are appended per request and the final answers handed over, one delivery per kind."""
+        streamed = self._streamed
+        firsts = [r for r in responses if streamed.get(r.request_id) == []] if streamed else []
+        if firsts:
+            self._take_some(firsts)
+            rest = set(map(id, firsts))
+            responses = [r for r in responses if id(r) not in rest]
+        if responses:
+            self._take_some(responses)
+
+    def _take_some(self, responses: list[trtllm.Response]) -> None:
         deliveries = self._deliveries
         with self._lock:
             for response in responses:

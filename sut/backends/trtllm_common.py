@@ -20,10 +20,10 @@ from llmkit.config.systems import RuntimeLimits, runtime_limits
 from llmkit.errors import UserError
 from sut.backends.base import ErrorCallback, TokenBatch, TokenCallback
 
-# TensorRT-LLM's own default share of the free GPU memory for the KV cache (KvCacheConfig).
 WARMUP_PROMPT_TOKENS = 32
 WARMUP_NEW_TOKENS = 4
 WARMUP_TIMEOUT_S = 600.0
+STATS_EVERY_S = 1.0  # how often an instance samples its engine's iteration stats (and checks for a stall)
 # At most this many iteration-stats samples are kept per instance (older ones are thinned out).
 MAX_SAMPLES = 2048
 
@@ -100,12 +100,14 @@ class Deliveries:
         self.errors: list[tuple[int | None, str]] = []
         self.tokens = 0
         self.requests = 0
+        self.answered = 0  # first tokens and final answers handed over so far (a sign of life)
         self.last_final: float | None = None
 
     def flush(self) -> int:
         """Deliver what was gathered; returns the number of requests finished (answered or failed)."""
         firsts, finals, errors = self.firsts, self.finals, self.errors
         self.firsts, self.finals, self.errors = [], [], []
+        self.answered += len(firsts) + len(finals)
         if firsts:
             self._on_first(TokenBatch.from_pairs(firsts))
         if finals:
@@ -120,6 +122,14 @@ class Deliveries:
             else:
                 self._on_error(request_id, f"{self._where}: request {request_id} failed: {message}")
         return len(finals) + len(errors)
+
+
+def stalled_message(quiet_s: float, pending: int, waiting: list[int], timeout_s: float) -> str:
+    """What an instance that stalled says (after its name): how long, how many, which requests."""
+    waiting = sorted(waiting)
+    shown = ", ".join(str(r) for r in waiting[:5]) + (", ..." if len(waiting) > 5 else "")
+    return (f"stalled: no response and no iteration for {quiet_s:.1f} s with {pending} requests outstanding "
+            f"(requests {shown}); backend.stall_timeout_s={timeout_s:g}")
 
 
 def delivery_stats(instance: int, deliveries: Deliveries | None, first_submit: float | None) -> dict[str, object]:

@@ -33,10 +33,10 @@ from llmkit.config.schema import RunConfig
 from llmkit.errors import UserError
 from llmkit.log import launcher_rank
 from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenCallback
-from sut.backends.trtllm_common import (WARMUP_NEW_TOKENS, WARMUP_TIMEOUT_S, Deliveries, combine_stats, cut_after,
-                                        delivery_stats,
-                                        device_ids, layout, require_tensorrt_llm, runtime_settings,
-                                        warmup_prompts, with_end_id)
+from sut.backends.trtllm_common import (STATS_EVERY_S, WARMUP_NEW_TOKENS, WARMUP_TIMEOUT_S, Deliveries,
+                                        IterationSamples, combine_stats, cut_after, delivery_stats, device_ids, layout,
+                                        require_tensorrt_llm, runtime_settings, stalled_message, warmup_prompts,
+                                        with_end_id)
 
 if TYPE_CHECKING:
     from tensorrt_llm import LLM, SamplingParams
@@ -82,6 +82,7 @@ class TrtllmPytorchBackend:
         self._outstanding: dict[int, RequestOutput] = {}
         self._pending = 0
         self.first_submit: float | None = None
+        self.samples = IterationSamples()
 
     # the Backend protocol ------------------------------------------------------------------------------
     def start(self, on_first: TokenCallback, on_final: TokenCallback, on_error: ErrorCallback) -> None:
@@ -100,7 +101,7 @@ class TrtllmPytorchBackend:
                         enable_block_reuse=False,
                         free_gpu_memory_fraction=self.backend.kv_cache_free_gpu_memory_fraction),
                     max_batch_size=self.backend.max_batch_size, max_num_tokens=self.backend.max_num_tokens,
-                    skip_tokenizer_init=True)
+                    enable_iter_perf_stats=True, skip_tokenizer_init=True)
             finally:
                 if before is None:
                     os.environ.pop("CUDA_VISIBLE_DEVICES", None)
@@ -123,7 +124,8 @@ class TrtllmPytorchBackend:
         return self._pending
 
     def stats(self) -> dict[str, object] | None:
-        return delivery_stats(self.spec.instance, getattr(self, "_deliveries", None), self.first_submit)
+        stats = delivery_stats(self.spec.instance, getattr(self, "_deliveries", None), self.first_submit)
+        return stats | self.samples.summary()
 
     def stop(self) -> None:
         """Abort what is outstanding, stop the loop, shut the LLM down (idempotent; also on Ctrl-C)."""
@@ -190,10 +192,36 @@ class TrtllmPytorchBackend:
             self._outstanding.pop(request_id, None)
 
     async def _deliver_forever(self) -> None:
-        interval = self.backend.poll_ms / 1e3
+        """Every poll_ms hand over what was gathered; every STATS_EVERY_S sample the iteration stats (in a worker
+        thread: get_stats waits) and end the run if the instance stalled: requests outstanding, yet nothing answered
+        and no iteration for backend.stall_timeout_s."""
+        interval, loop = self.backend.poll_ms / 1e3, asyncio.get_running_loop()
+        alive = next_stats = time.monotonic()
         while True:
             await asyncio.sleep(interval)
+            answered = self._deliveries.answered
             self._pending -= self._deliveries.flush()
+            now = time.monotonic()
+            if self._deliveries.answered > answered or not self._pending:
+                alive = now
+            if now < next_stats or self._llm is None:
+                continue
+            llm = self._llm
+            iterations = await loop.run_in_executor(None, lambda: llm.get_stats(timeout=0.0))
+            for iteration in iterations:
+                parsed = json.loads(iteration) if isinstance(iteration, str) else iteration
+                if isinstance(parsed, dict):
+                    self.samples.add(parsed)
+            now = next_stats = time.monotonic()
+            next_stats += STATS_EVERY_S
+            if iterations:
+                alive = now
+            elif self._pending and now - alive > self.backend.stall_timeout_s:
+                self._deliveries.errors.append((None, stalled_message(now - alive, self._pending,
+                                                                      list(self._outstanding),
+                                                                      self.backend.stall_timeout_s)))
+                self._deliveries.flush()
+                return
 
     async def _warm_up(self) -> None:
         """A few random prompts within the vocabulary, awaited and not reported."""

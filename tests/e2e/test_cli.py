@@ -24,7 +24,7 @@ def test_every_command_answers_help_with_what_it_does_its_arguments_and_an_examp
         assert f"llmkit {command.name}" in result.stdout and "example: llmkit" in result.stdout, command.name
         if command.hydra:
             assert "config groups" in result.stdout and "benchmark: llama3.1-405b, mixtral-8x7b" in result.stdout
-    for name in ("harness", "hf", "evaluation"):
+    for name in ("harness", "hf", "evaluation", "trtllm-adapter"):
         result = run_cli("llmkit", "bench", name, "--help")
         assert result.returncode == 0 and f"example: llmkit bench {name}" in result.stdout
 

@@ -109,25 +109,53 @@ def test_trtllm_pytorch_offline_performance(root, artifacts, tmp_path):
 
 # Four requests at a time, so answers come over several iterations and a fault after the warm-up's four has work
 # left to hit; a stall is noticed after 2 s.
-FAULTY = ["backend=trtllm", *MIXTRAL, "backend.max_batch_size=4", "backend.stall_timeout_s=2"]
+FAULTY = [*MIXTRAL, "backend.max_batch_size=4", "backend.stall_timeout_s=2"]
 
 
+@pytest.mark.parametrize("backend", ["trtllm", "trtllm-pytorch"])
 @pytest.mark.parametrize("fault, code, said", [
-    ({"error_on": 9}, 3, r"trtllm instance 0: request \d+ failed: Encountered an error when fetching new request"),
-    ({"stall_after": 9}, 3, r"trtllm instance 0 stalled: no response and no iteration for 2\.\d s with \d+ requests "
-                            r"outstanding \(requests \d+"),
-    ({"die_after": 9, "die_mode": "raise"}, 3, r"trtllm instance 0 failed: RuntimeError: .*executor worker died"),
+    ({"error_on": 9}, 3, r"{backend} instance 0: request \d+ failed: .*Encountered an error when fetching new "
+                         r"request"),
+    ({"stall_after": 9}, 3, r"{backend} instance 0 stalled: no response and no iteration for 2\.\d s with \d+ "
+                            r"requests outstanding \(requests \d+"),
+    ({"die_after": 9, "die_mode": "raise"}, 3, r"{backend} instance 0(:| failed:) .*executor worker died"),
     # The worker takes the whole process down (as a crashed MPI job does): only the runtime's own line remains.
     ({"die_after": 9}, 134, r"executor worker died after \d+ final responses"),
 ], ids=["error_response", "stalled_executor", "dead_worker_raising", "dead_worker_exiting"])
-def test_a_fault_ends_the_run_naming_the_request_or_instance(fault, code, said, root, tmp_path):
+def test_a_fault_ends_the_run_naming_the_request_or_instance(backend, fault, code, said, root, artifacts, tmp_path):
     import re
 
     out = tmp_path / "faulty"
-    result = llmkit_run(root, out, *FAULTY, env=node_env(**fault))
+    model = [f"model.path={artifacts / 'models' / 'tiny-mixtral'}"] if backend == "trtllm-pytorch" else []
+    result = llmkit_run(root, out, f"backend={backend}", *FAULTY, *model, env=node_env(**fault))
     assert result.returncode == code, result.stderr[-3000:]
-    assert re.search(said, result.stderr), result.stderr[-3000:]
+    assert re.search(said.replace("{backend}", backend), result.stderr), result.stderr[-3000:]
     if code == 3:
         [line] = [line for line in result.stderr.splitlines() if "CRITICAL" in line]
         assert "backend failed" in line
     assert not out.exists()  # a failed run leaves no run directory to be mistaken for a finished one
+
+
+@pytest.mark.mpi
+def test_leader_placement_under_mpirun_serves_one_instance_per_rank(root, hf_answers, tmp_path):
+    """mpirun -n 3 with backend.placement=leader and dp 2: loadgen on rank 0, one Executor on each of ranks 1 and 2;
+    the answers are the hf backend's."""
+    import shutil
+    import sys
+
+    from conftest import BIN
+
+    mpirun = str(BIN / "mpirun") if (BIN / "mpirun").exists() else (shutil.which("mpirun") or "mpirun")
+    env = node_env()
+    out = tmp_path / "leader"
+    result = run_cli(mpirun, "--allow-run-as-root", "--oversubscribe", *[i for k in env if k.startswith(
+        ("LLMKIT_", "PYTHONPATH", "PATH")) for i in ("-x", k)], "-np", "3", sys.executable, "-m", "sut",
+        "backend=trtllm", "backend.placement=leader", *MIXTRAL, "system.dp=2", "mode=accuracy", *FAST,
+        f"artifacts_root={root}", f"runs_root={out.parent}", "max_new_tokens=32", f"output_dir={out}", env=env,
+        timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "result.json").read_text())
+    assert summary["placement"]["instances"] == [{"index": 0, "ranks": [1], "devices": ["cuda:0"]},
+                                                 {"index": 1, "ranks": [2], "devices": ["cuda:1"]}]
+    assert summary["engine"]["instances"] == 2
+    assert answers(out) == hf_answers

@@ -45,6 +45,7 @@ class LLM:
         kv_cache_config: KvCacheConfig = ...,
         max_batch_size: int | None = ...,
         max_num_tokens: int | None = ...,
+        enable_iter_perf_stats: bool = False,
     ) -> None: ...
     def generate_async(
         self,
@@ -53,4 +54,7 @@ class LLM:
         *,
         streaming: bool = False,
     ) -> RequestOutput: ...
+    # Iteration stats (needs enable_iter_perf_stats=True): dicts, or JSON strings in some 1.x releases (the
+    # docstring's own example shows strings), hence `object`; read from llm.py @ 4c05a748 (BaseLLM.get_stats).
+    def get_stats(self, timeout: float | None = 2) -> list[object]: ...
     def shutdown(self) -> None: ...

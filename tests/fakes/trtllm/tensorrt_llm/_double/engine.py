@@ -19,6 +19,8 @@ at configured delays, without a model. Faults (README.md) are injected here.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import math
 import os
@@ -73,10 +75,10 @@ class GreedyGenerator:
 
         self.batch = ContinuousBatch(load_model(checkpoint, "float32", device), torch.device(device))
 
-    def ready(self, active: list[Job], now: float) -> bool:
+    def ready(self, active, now: float) -> bool:
         return bool(active)
 
-    def next_due(self, active: list[Job]) -> float | None:
+    def next_due(self, active) -> float | None:
         return None
 
     def admit(self, jobs: list[Job], now: float) -> list[Job]:
@@ -90,22 +92,28 @@ class GreedyGenerator:
             job.handle, job.generated = sequence, sequence.generated
         return jobs
 
-    def step(self, jobs: list[Job], now: float) -> list[Job]:
+    def step(self, active: dict[int, Job], now: float) -> list[Job]:
+        jobs = list(active.values())
+        lengths = [len(j.generated) for j in jobs]
         self.batch.step()
-        return jobs
+        return [j for j, n in zip(jobs, lengths) if len(j.generated) > n]
 
-    def evict(self, active: list[Job]) -> None:
-        for job in active:
+    def evict(self, active: dict[int, Job]) -> None:
+        for job in active.values():
             job.handle.finished = job.reason is not None
         self.batch.evict_finished()
 
 
 class ReplayGenerator:
     """No model: each request's answer is `output_len` deterministic ids derived from its prompt (then end_id, when
-    it has one and output_len < max_tokens), its first token `ttft` after admission and each next one `tpot` later."""
+    it has one and output_len < max_tokens), its first token `ttft` after admission and each next one `tpot` later.
+    A heap of due times: an iteration touches only the requests with a token due (cost per token, not per request
+    per wake-up), so the double's own Python work stays small beside the SUT's it is used to measure."""
 
     def __init__(self, settings: Settings, vocab_size: int):
         self.settings, self.vocab = settings, vocab_size
+        self._due: list[tuple[float, int, Job]] = []
+        self._order = itertools.count()
 
     def script(self, job: Job) -> list[int]:
         seed = sum((i + 1) * t for i, t in enumerate(job.prompt)) % self.vocab
@@ -118,31 +126,40 @@ class ReplayGenerator:
             ids.append(job.end_id)
         return ids
 
-    def ready(self, active: list[Job], now: float) -> bool:
-        return any(j.due <= now for j in active)
+    def ready(self, active, now: float) -> bool:
+        return bool(self._due) and self._due[0][0] <= now
 
-    def next_due(self, active: list[Job]) -> float | None:
-        return min((j.due for j in active), default=None)
+    def next_due(self, active) -> float | None:
+        return self._due[0][0] if self._due else None
 
     def admit(self, jobs: list[Job], now: float) -> list[Job]:
         for job in jobs:
             job.script, job.due = self.script(job), now + self.settings.ttft_s
+            heapq.heappush(self._due, (job.due, next(self._order), job))
         return []
 
-    def step(self, jobs: list[Job], now: float) -> list[Job]:
-        touched = [j for j in jobs if j.due <= now]
-        for job in touched:
+    def step(self, active, now: float) -> list[Job]:
+        touched, due, tpot = [], self._due, self.settings.tpot_s
+        while due and due[0][0] <= now:
+            job = heapq.heappop(due)[2]
+            if job.reason is not None:
+                continue  # cancelled meanwhile
             job.generated.append(job.script[len(job.generated)])
-            job.due += self.settings.tpot_s
+            touched.append(job)
+        for job in touched:  # the next token of each, unless this one ends it (seen by the engine afterwards)
+            if len(job.generated) < len(job.script):
+                job.due += tpot
+                heapq.heappush(due, (job.due, next(self._order), job))
         return touched
 
-    def evict(self, active: list[Job]) -> None:
+    def evict(self, active) -> None:
         pass
 
 
 class Engine:
     """The execution loop. `sink.result(job, tokens, final)` and `sink.error(id, message, client_id)` receive what
-    the runtime would turn into Responses; `sink.died(message)` when the worker dies in "raise" mode."""
+    the runtime would turn into Responses, `sink.flush()` hands over an iteration's together (as the runtime's
+    response queue does, once per iteration); `sink.died(message)` when the worker dies in "raise" mode."""
 
     def __init__(self, limits: Limits, settings: Settings, generator, sink, *, block_reuse: bool,
                  iter_stats_max: int = 1000, name: str = "executor"):
@@ -152,7 +169,8 @@ class Engine:
         self._cv = threading.Condition()
         self._queued: deque[Job] = deque()
         self._waiting: deque[Job] = deque()
-        self._active: list[Job] = []
+        self._active: dict[int, Job] = {}  # by request id, in admission order
+        self._used_blocks = 0  # KV blocks the active requests hold
         self._cancel: set[int] = set()
         self._stop = False
         self.finals = 0
@@ -209,8 +227,9 @@ class Engine:
                 self._iteration(new, cancels)
         except Exception as error:  # as forwardAsync: every active request ends with an error response
             log.exception("fake TensorRT-LLM execution loop failed")
-            for job in [*self._active, *self._waiting]:
+            for job in [*self._active.values(), *self._waiting]:
                 self.sink.error(job.id, f"Encountered an error in forwardAsync function: {error}", job.client_id)
+            self.sink.flush()
 
     def _fault(self) -> bool:
         """Stall or die once enough requests were answered (with the condition held); True ends the loop."""
@@ -228,11 +247,14 @@ class Engine:
                 logging.shutdown()
                 os._exit(s.die_code)
             self.dead = message
+            self.sink.flush()
             self.sink.died(message)
             return True
         return False
 
     def _iteration(self, new: list[Job], cancels: set[int]) -> None:
+        """One pass of the loop: fetch and validate new requests, cancel, generate a step for the requests with
+        work, admit waiting ones, emit what changed, free what finished; responses leave together at the end."""
         start = time.perf_counter()
         for job in new:
             error = self._validate(job)
@@ -242,20 +264,39 @@ class Engine:
                 self._final_error(job, FETCH_ERROR + error)
         completed = self._cancel_jobs(cancels)
         now = time.perf_counter()
-        running = list(self._active)
-        lengths = {id(j): len(j.generated) for j in running}
-        touched = self.generator.step(running, now) if self.generator.ready(running, now) else []
+        running = len(self._active)
+        touched = self.generator.step(self._active, now) if self.generator.ready(self._active, now) else []
         admitted = self._admit(now)
-        for job in [*touched, *admitted]:
-            if len(job.generated) > lengths.get(id(job), 0):
+        for job in touched:
+            self._check_finish(job)
+            self._grow(job)
+        for job in admitted:
+            if job.generated:  # a generator that makes the first token at admission
                 self._check_finish(job)
-        for job in self._active:
+        finished = []
+        for job in [*touched, *admitted]:
             self._emit(job)
-        finished = [j for j in self._active if j.reason is not None]
+            if job.reason is not None:
+                finished.append(job)
         if finished:
-            self.generator.evict(self._active)
-            self._active = [j for j in self._active if j.reason is None]
-        self._record(start, len(admitted), len(running), completed + len(finished))
+            self._retire(finished)
+        self.sink.flush()
+        self._record(start, len(admitted), running, completed + len(finished))
+
+    def _retire(self, finished: list[Job]) -> None:
+        """Free the finished requests' slots and blocks."""
+        self.generator.evict(self._active)
+        for job in finished:
+            if self._active.pop(job.id, None) is not None:
+                self._used_blocks -= self._blocks(job)
+
+    def _blocks(self, job: Job) -> int:
+        return -(-(len(job.prompt) + len(job.generated)) // self.limits.tokens_per_block)
+
+    def _grow(self, job: Job) -> None:
+        """A new token in a fresh block takes one more."""
+        if (len(job.prompt) + len(job.generated)) % self.limits.tokens_per_block == 1 % self.limits.tokens_per_block:
+            self._used_blocks += 1
 
     def _validate(self, job: Job) -> str | None:
         limits, prompt = self.limits, len(job.prompt)
@@ -292,13 +333,12 @@ class Engine:
             job.reason = CANCELLED
             self._emit(job)
             count += 1
-        hit = [j for j in self._active if j.id in cancels and j.reason is None]
+        hit = [self._active[i] for i in cancels if i in self._active and self._active[i].reason is None]
         for job in hit:
             job.reason = CANCELLED
             self._emit(job)
         if hit:
-            self.generator.evict(self._active)
-            self._active = [j for j in self._active if j.reason is None]
+            self._retire(hit)
         return count + len(hit)
 
     def _admit(self, now: float) -> list[Job]:
@@ -313,7 +353,9 @@ class Engine:
             self._count_blocks(job)
         if taken:
             self.generator.admit(taken, now)
-            self._active.extend(taken)
+            for job in taken:
+                self._active[job.id] = job
+                self._used_blocks += self._blocks(job)
         return taken
 
     def _check_finish(self, job: Job) -> None:
@@ -367,7 +409,7 @@ class Engine:
     def _record(self, start: float, admitted: int, generating: int, completed: int) -> None:
         tpb, limits = self.limits.tokens_per_block, self.limits
         max_blocks = limits.max_batch_size * math.ceil(limits.max_seq_len / tpb)
-        used = sum(math.ceil((len(j.prompt) + len(j.generated)) / tpb) for j in self._active)
+        used = self._used_blocks
         kv = dict(self._kv)
         lookups = kv["reusedBlocks"] + kv["missedBlocks"]
         with self._cv:

@@ -122,16 +122,18 @@ class Request:
 
 
 class Result:
+    # defaults on the class: a result made per streamed token sets only what differs
+    is_final = False
+    cum_log_probs = log_probs = context_logits = generation_logits = None
+    spec_dec_fast_logits_info = encoder_output = context_phase_params = None
+    request_perf_metrics = None
+    sequence_index = 0
+    is_sequence_final = False
+    decoding_iter = 0
+
     def __init__(self):
-        self.is_final = False
         self.output_token_ids: list[list[int]] = []
-        self.cum_log_probs = self.log_probs = self.context_logits = self.generation_logits = None
-        self.spec_dec_fast_logits_info = self.encoder_output = self.context_phase_params = None
-        self.request_perf_metrics = None
         self.finish_reasons: list[FinishReason] = []
-        self.sequence_index = 0
-        self.is_sequence_final = False
-        self.decoding_iter = 0
         self.additional_outputs: list = []
 
     def __repr__(self) -> str:
@@ -151,6 +153,14 @@ class Response:
             self._error, self._result = None, error_msg_or_result
         else:
             raise TypeError("Response.__init__(): incompatible function arguments (expected str or Result)")
+
+    @classmethod
+    def _of(cls, request_id: int, result: Result, client_id: int | None) -> Response:
+        """The double's own constructor for a good response (no argument conversion: the engine's ids are ints)."""
+        response = cls.__new__(cls)
+        response._request_id, response._client_id, response._error, response._result = (request_id, client_id,
+                                                                                         None, result)
+        return response
 
     request_id = property(lambda self: self._request_id)
     client_id = property(lambda self: self._client_id)

@@ -43,7 +43,8 @@ AWAIT_SIGNATURES = ["self, timeout: datetime.timedelta | float | None = None",
 
 
 class ResponseStore:
-    """Responses per request id, as the executor keeps them until await_responses collects them."""
+    """Responses per request id, as the executor keeps them until await_responses collects them. The engine thread
+    adds an iteration's responses together (`flush`), as the runtime's response queue does once per iteration."""
 
     def __init__(self):
         self.cv = threading.Condition()
@@ -51,6 +52,7 @@ class ResponseStore:
         self.terminated: set[int] = set()
         self.closed = False
         self.dead: str | None = None
+        self._batch: list[Response] = []  # this iteration's, only ever touched by the engine thread
 
     def result(self, job: Job, tokens: list[int], final: bool) -> None:
         result = Result()
@@ -58,19 +60,28 @@ class ResponseStore:
         result.output_token_ids = [tokens]
         result.finish_reasons = [FinishReason[job.reason] if final else FinishReason.NOT_FINISHED]
         result.decoding_iter = len(job.generated)
-        self._put(Response(job.id, result, job.client_id))
+        self._batch.append(Response._of(job.id, result, job.client_id))
 
     def error(self, request_id: int, message: str, client_id: int | None) -> None:
-        self._put(Response(request_id, message, client_id))
+        self._batch.append(Response(request_id, message, client_id))
+
+    def flush(self) -> None:
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        with self.cv:
+            responses = self.responses
+            for response in batch:
+                got = responses.get(response._request_id)
+                if got is None:
+                    responses[response._request_id] = [response]
+                else:
+                    got.append(response)
+            self.cv.notify_all()
 
     def died(self, message: str) -> None:
         with self.cv:
             self.dead = message
-            self.cv.notify_all()
-
-    def _put(self, response: Response) -> None:
-        with self.cv:
-            self.responses.setdefault(response.request_id, []).append(response)
             self.cv.notify_all()
 
     def _take(self, ids) -> list[Response]:

@@ -295,6 +295,9 @@ class _Router:
         if (output := self._pop(request_id, True)) is not None:
             output._deliver(message)
 
+    def flush(self) -> None:
+        pass  # each result went to its RequestOutput as it came
+
     def died(self, message: str) -> None:
         with self.lock:
             outputs, self.outputs = list(self.outputs.values()), {}
@@ -416,7 +419,10 @@ class LLM:
         return outputs[0] if unbatched else outputs
 
     def get_stats(self, timeout: Optional[float] = 2) -> list[dict]:
-        return [dict(s) for s in self._engine.latest_stats()] if self._engine is not None else []
+        """Iteration stats as dicts; none unless enable_iter_perf_stats (the PyTorch backend collects them only then)."""
+        if self._engine is None or not self.args.enable_iter_perf_stats:
+            return []
+        return [dict(s) for s in self._engine.latest_stats()]
 
     def shutdown(self) -> None:
         if self._engine is not None:
