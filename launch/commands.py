@@ -55,7 +55,7 @@ COMMANDS = (
     Command("sample-data", "launch.sample_data:main", "write the sample dataset in the official schema",
             "BENCHMARK OUT.{pkl,parquet,jsonl} [--split validation|calibration]",
             "llmkit sample-data mixtral-8x7b sample.pkl", hydra=False),
-    Command("bench", "launch.bench:main", "benchmarks that print their figures", "harness|hf|evaluation [options]",
+    Command("bench", "launch.bench:main", "benchmarks that print their figures", "NAME [options]",
             "llmkit bench harness --skip soak", hydra=False),
 )
 BY_NAME = {command.name: command for command in COMMANDS}
