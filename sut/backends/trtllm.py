@@ -81,6 +81,22 @@ def find_engine(cfg: RunConfig, benchmark: Benchmark) -> Path:
     return max(found)[1]
 
 
+def engine_needs(cfg: RunConfig, benchmark: Benchmark, engine: Path, chain: toolchain.Toolchain) -> EngineNeeds:
+    """What this run needs of `engine` on `chain` (check_engine's input): the runtime batch and tokens are the run's,
+    else the engine's own."""
+    runtime = runtime_settings(cfg)
+    build: dict[str, Any] = (json.loads((engine / MANIFEST).read_text())["build_config"]
+                             if (engine / MANIFEST).is_file() else {})
+    batch = runtime.max_batch_size or build.get("max_batch_size")
+    tokens = runtime.max_num_tokens or build.get("max_num_tokens")
+    _, tp, pp = layout(cfg.system)
+    return EngineNeeds(
+        sm=chain.sm, trtllm_version=chain.trtllm_version, tensorrt_version=chain.tensorrt_version,
+        tp=tp, pp=pp, max_seq_len=benchmark.max_input_len + (cfg.max_new_tokens or benchmark.max_new_tokens),
+        # an engine's manifest always names its build's max_batch_size (build_engines/engine.py writes it)
+        max_batch_size=cast(int, batch), max_num_tokens=tokens)
+
+
 def _check_placement(backend: TrtllmBackendConfig, cfg: RunConfig) -> None:
     world = launcher_rank()[1]
     dp, tp, pp = layout(cfg.system)
@@ -179,22 +195,14 @@ class TrtllmBackend:
                             "backend=trtllm-pytorch")
         engine = find_engine(cfg, benchmark)
         runtime = runtime_settings(cfg)
-        build: dict[str, Any] = (json.loads((engine / MANIFEST).read_text())["build_config"]
-                                 if (engine / MANIFEST).is_file() else {})
-        batch = runtime.max_batch_size or build.get("max_batch_size")
-        tokens = runtime.max_num_tokens or build.get("max_num_tokens")
-        system = cfg.system
-        _, tp, pp = layout(system)
-        check_engine(engine, EngineNeeds(
-            sm=chain.sm, trtllm_version=chain.trtllm_version, tensorrt_version=chain.tensorrt_version,
-            tp=tp, pp=pp, max_seq_len=benchmark.max_input_len + (cfg.max_new_tokens or benchmark.max_new_tokens),
-            # an engine's manifest always names its build's max_batch_size (build_engines/engine.py writes it)
-            max_batch_size=cast(int, batch), max_num_tokens=tokens))
+        needs = engine_needs(cfg, benchmark, engine, chain)
+        check_engine(engine, needs)
+        batch, tokens = needs.max_batch_size, needs.max_num_tokens
         resolved = replace(backend, engine_dir=str(engine), max_batch_size=batch, max_num_tokens=tokens,
                            kv_cache_free_gpu_memory_fraction=runtime.kv_fraction)
         log.info("trtllm: engine %s, runtime batch %s, %s tokens per iteration, KV cache %.2f of free memory, %s mode",
                  engine, batch, tokens, runtime.kv_fraction, backend.placement.value)
-        return BackendSpec(resolved, system, benchmark.name, cfg.dataset, checkpoint=str(engine))
+        return BackendSpec(resolved, cfg.system, benchmark.name, cfg.dataset, checkpoint=str(engine))
 
     @classmethod
     def follow(cls, spec: BackendSpec) -> Follower:
