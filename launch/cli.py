@@ -68,4 +68,8 @@ def main() -> None:
         raise SystemExit(0)
     module, function = command.target.split(":")
     sys.argv = [f"llmkit {command.name}", *stage_arguments(command, args)]
-    getattr(importlib.import_module(module), function)()
+    try:
+        getattr(importlib.import_module(module), function)()
+    except KeyboardInterrupt:  # Ctrl-C outside a run's own handling: one line, the shell's code for SIGINT
+        sys.stderr.write(f"\nllmkit: {command.name} interrupted (Ctrl-C); nothing half-written was put in place\n")
+        raise SystemExit(130) from None

@@ -46,6 +46,10 @@ class Answers:
         self.progress = None  # a tqdm bar, set when loadgen starts
         self.completed = 0
         self.output_tokens = 0
+        self.stopping = False  # set when a signal stops the run: loadgen's further queries are dropped
+
+    def stop_issuing(self) -> None:
+        self.stopping = True
 
     def on_first(self, tokens: TokenBatch) -> None:
         import mlperf_loadgen as lg
@@ -96,6 +100,8 @@ class Queries:
 
     def issue(self, loadgen_ids: list[int], sample_indices: list[int]) -> None:
         answers = self._answers
+        if answers.stopping:
+            return
         with answers.lock:
             request_ids = answers.ledger.issue(loadgen_ids)
             answers.idle.clear()

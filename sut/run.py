@@ -18,6 +18,7 @@ from llmkit.config.schema import DatasetSource, Device, Mode, RunConfig
 from llmkit.config.validate import require_valid
 from llmkit.data.datasets import Dataset, load_dataset
 from llmkit.errors import USER_ERROR_EXIT_CODE
+from llmkit.interrupts import Cleanups, stop_on_signals
 from llmkit.loadgen_log import read_detail_log, summarize
 from llmkit.log import log_critical_now
 from llmkit.planner.configured import memory_preflight
@@ -66,9 +67,18 @@ def prepare(cfg: RunConfig, world_size: int) -> Prepared:
     return Prepared(cfg, benchmark, dataset, spec, placement, run_dir)
 
 
+# The run directory being written by this process, discarded when a failure ends the process without unwinding.
+_staging: StagedDir | None = None
+# A backend's stop gets this long when a signal ends the run; discarding the staging directory comes after it.
+STOP_BACKENDS_S = 1.0
+
+
 def end_process(message: str) -> None:
-    """A failure that ends the run, in a lone process: say why and exit now (loadgen cannot be stopped midway)."""
+    """A failure that ends the run, in a lone process: say why, discard the half-written run, exit now (loadgen
+    cannot be stopped midway)."""
     log_critical_now(log, message)
+    if _staging is not None:
+        _staging.discard()
     os._exit(mpi.BACKEND_FAILED_EXIT_CODE)
 
 
@@ -109,15 +119,26 @@ def run_benchmark(cfg: RunConfig) -> Path | None:
 
 
 def _drive(prepared: Prepared, remote: bool) -> Path:
-    import mlperf_loadgen as lg
-
-    global _loadgen_runs_in_this_process
+    global _loadgen_runs_in_this_process, _staging
     if _loadgen_runs_in_this_process:
         raise RuntimeError("loadgen applies mlperf.conf only to the first run of a process; start each run in its own")
     _loadgen_runs_in_this_process += 1
+    staged = _staging = StagedDir(prepared.run_dir)
+    try:
+        with stop_on_signals() as cleanups:
+            return _drive_staged(prepared, remote, staged, cleanups)
+    except BaseException:
+        staged.discard()
+        raise
+    finally:
+        _staging = None
+
+
+def _drive_staged(prepared: Prepared, remote: bool, staged: StagedDir, cleanups: Cleanups) -> Path:
+    """The run, written into `staged`; a signal meanwhile stops issuing, ends the backends, discards it."""
+    import mlperf_loadgen as lg
 
     cfg, benchmark, dataset = prepared.cfg, prepared.benchmark, prepared.dataset
-    staged = StagedDir(prepared.run_dir)
     user_conf = staged.path / "user.conf"
     user_conf.write_text(settings.user_conf_text(cfg, benchmark, len(dataset)))
     (staged.path / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
@@ -128,16 +149,20 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
     answers = Answers(TokenLedger(cfg.scenario.name.streams_first_token, benchmark.eos_ids),
                       fatal=mpi.abort_job if remote else end_process)
     backends, coordinator = [], None
+    cleanups.add("stop issuing", answers.stop_issuing)
     if remote:
         coordinator = mpi.Coordinator(prepared.placement, answers.on_first, answers.on_final, answers.on_error)
+        cleanups.add("the worker ranks", coordinator.stop, STOP_BACKENDS_S)
         coordinator.wait_ready()
         instances = coordinator.instances
     else:
+        cleanups.add("the backends", lambda: [backend.stop() for backend in backends], STOP_BACKENDS_S)
         for instance in prepared.placement.instances:
             backend = create_backend(instance_spec(prepared.spec, instance))
-            backend.start(answers.on_first, answers.on_final, answers.on_error)
             backends.append(backend)
+            backend.start(answers.on_first, answers.on_final, answers.on_error)
         instances = backends
+    cleanups.add(f"discarding {staged.path}", staged.discard)
     dispatcher = Dispatcher(instances, least_pending=cfg.scenario.name is not Scenario.Offline)
     queries = Queries(answers, dataset, benchmark, cfg.scenario.name.streams_first_token,
                       cfg.max_new_tokens or benchmark.max_new_tokens, dispatcher.submit)

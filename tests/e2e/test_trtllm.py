@@ -134,6 +134,8 @@ def test_a_fault_ends_the_run_naming_the_request_or_instance(backend, fault, cod
         [line] = [line for line in result.stderr.splitlines() if "CRITICAL" in line]
         assert "backend failed" in line
     assert not out.exists()  # a failed run leaves no run directory to be mistaken for a finished one
+    if code == 3:  # and, ended by the kit itself, not its half-written staging directory either
+        assert not list(tmp_path.glob(".faulty.staging-*"))
 
 
 @pytest.mark.mpi

@@ -1,0 +1,53 @@
+"""Ctrl-C and SIGTERM to a running `llmkit run`, sent to its process group as a terminal (or a batch system) does:
+the run stops within 2 s with one line and 128 + the signal's number, and leaves neither a run directory nor its
+staging directory."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, REPO
+
+STOP_WITHIN_S = 2.0
+
+
+def start_long_run(out, quick: list[str]) -> subprocess.Popen:
+    """A Server run of the replay engine that would last a minute, started in its own session; returns once loadgen
+    has started issuing."""
+    overrides = [o for o in quick if not o.startswith(("loadgen.", "output_dir=", "max_new_tokens="))]
+    run = subprocess.Popen(
+        [str(BIN / "llmkit"), "run", *overrides, "backend=replay", "backend.ttft_ms=5", "backend.tpot_ms=1",
+         "scenario=server", "scenario.target_qps=50", "loadgen.min_duration_ms=60000", "max_new_tokens=16",
+         f"output_dir={out}"],
+        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True)
+    assert run.stderr is not None
+    for line in run.stderr:
+        if "loadgen" in line and "run of" in line:
+            break
+    else:
+        pytest.fail(f"the run ended before loadgen started (exit {run.wait()})")
+    time.sleep(1.0)  # well inside loadgen's test now
+    return run
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_a_run_at_once_leaving_nothing(signum, quick, tmp_path):
+    out = tmp_path / "runs" / "interrupted"
+    run = start_long_run(out, quick)
+    sent = time.monotonic()
+    os.killpg(run.pid, signum)
+    assert run.stderr is not None
+    rest = run.stderr.read()
+    code = run.wait(timeout=30)
+    took = time.monotonic() - sent
+    assert code == 128 + signum, rest[-2000:]
+    assert took < STOP_WITHIN_S, f"took {took:.2f} s"
+    said = [line for line in rest.splitlines() if "CRITICAL" in line]
+    assert len(said) == 1 and f"{signal.Signals(signum).name} received: stopping" in said[0], rest[-2000:]
+    assert "Traceback" not in rest and "Segmentation" not in rest
+    assert not out.exists()
+    assert not list(out.parent.glob(".*staging*"))
