@@ -40,20 +40,32 @@ def refuse_existing_run(path: Path) -> None:
 
 
 class StagedDir:
-    """A directory written in a staging area next to `final` and renamed onto it by `commit()`."""
+    """A directory written in a staging area next to `final` and renamed onto it by `commit()`. The process's live
+    ones are known (`discard_live`), so a failure that ends the process without unwinding leaves none behind."""
+
+    _live: set[StagedDir] = set()
 
     def __init__(self, final: Path):
         refuse_existing_run(final)
         self.final = final
         final.parent.mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+        StagedDir._live.add(self)
 
     def commit(self) -> Path:
         refuse_existing_run(self.final)
         if self.final.is_dir():
             self.final.rmdir()  # empty, checked above; rename needs it gone or empty
         os.rename(self.path, self.final)
+        StagedDir._live.discard(self)
         return self.final
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+        StagedDir._live.discard(self)
+
+    @classmethod
+    def discard_live(cls) -> None:
+        """Discard every staging directory this process has not committed (before it ends abruptly)."""
+        for staged in list(cls._live):
+            staged.discard()

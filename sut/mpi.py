@@ -15,17 +15,28 @@ import time
 from collections.abc import Callable
 
 from llmkit.log import launcher_rank, log_critical_now
+from llmkit.rundir import StagedDir
 from sut.backends.base import Backend, BackendSpec, ErrorCallback, RequestBatch, TokenCallback
 from sut.placement import InstancePlace, Placement, instance_spec
 
 log = logging.getLogger(__name__)
 
 TAG_REQUESTS, TAG_EVENTS, TAG_STOP, TAG_STATS = 1, 2, 3, 4
-EVENT_READY, EVENT_FIRST, EVENT_FINAL, EVENT_ERROR = "ready", "first", "final", "error"
+EVENT_READY, EVENT_FIRST, EVENT_FINAL, EVENT_ERROR, EVENT_ALIVE = "ready", "first", "final", "error", "alive"
 BACKEND_FAILED_EXIT_CODE = 3
 IDLE_SLEEP_S = 0.0005
-# A test hook: the rank named here exits abruptly once its backend is up, as a crashed process would.
+# A serving rank says it is alive at least this often; rank 0 ends the job when one has said nothing for
+# RANK_SILENCE_S (a stopped, wedged or cut-off process), naming it, instead of waiting forever.
+HEARTBEAT_S = 1.0
+RANK_SILENCE_S = 30.0
+# Test hooks: the rank named here exits abruptly once its backend is up, as a crashed process would; the silence
+# after which a rank is declared gone.
 KILL_RANK_ENV = "LLMKIT_TEST_KILL_RANK"
+SILENCE_ENV = "LLMKIT_TEST_RANK_SILENCE_S"
+
+
+def rank_silence_s() -> float:
+    return float(os.environ.get(SILENCE_ENV) or RANK_SILENCE_S)
 
 
 def under_launcher() -> bool:
@@ -39,8 +50,9 @@ def comm_world():
 
 
 def abort_job(message: str) -> None:
-    """Log the reason and end every rank now."""
+    """Log the reason, discard the half-written run, and end every rank now."""
     log_critical_now(log, message)
+    StagedDir.discard_live()
     comm_world().Abort(BACKEND_FAILED_EXIT_CODE)
     os._exit(BACKEND_FAILED_EXIT_CODE)
 
@@ -98,6 +110,8 @@ class Coordinator:
         self._on_first, self._on_final, self._on_error = on_first, on_final, on_error
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._heard: dict[int, float] = {}  # host rank -> when it last sent anything
+        self._silence_s = rank_silence_s()
 
     def wait_ready(self) -> None:
         """Block until every host rank has started its instances."""
@@ -107,6 +121,8 @@ class Coordinator:
             if kind == EVENT_ERROR:
                 abort_job(f"rank {rank} could not start its backend: {payload}")
             ready += kind == EVENT_READY
+        now = time.monotonic()
+        self._heard = {rank: now for rank in self._hosts}
         self._thread = threading.Thread(target=self._pump, name="mpi-pump", daemon=True)
         self._thread.start()
 
@@ -114,6 +130,7 @@ class Coordinator:
         from mpi4py import MPI
 
         status = MPI.Status()
+        next_check = time.monotonic() + HEARTBEAT_S
         while not self._stop.is_set():
             busy = False
             while not self._outbox.empty():
@@ -121,14 +138,30 @@ class Coordinator:
                 self._sends.send((index, requests), dest=rank, tag=TAG_REQUESTS)
                 busy = True
             while self.comm.iprobe(source=MPI.ANY_SOURCE, tag=TAG_EVENTS, status=status):
-                self._deliver(self.comm.recv(source=status.Get_source(), tag=TAG_EVENTS))
+                source = status.Get_source()
+                self._deliver(self.comm.recv(source=source, tag=TAG_EVENTS))
+                self._heard[source] = time.monotonic()
                 busy = True
             self._sends.progress()
             if not busy:
                 time.sleep(IDLE_SLEEP_S)
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + HEARTBEAT_S
+                self._check_alive()
+
+    def _check_alive(self) -> None:
+        """End the job when a serving rank has been silent too long (its heartbeat comes every HEARTBEAT_S)."""
+        now = time.monotonic()
+        for rank, heard in self._heard.items():
+            if now - heard > self._silence_s:
+                hosted = ", ".join(str(p.index) for p in self.placement.instances if p.host == rank)
+                abort_job(f"rank {rank} (instances {hosted}) has given no sign of life for {now - heard:.0f} s: "
+                          f"stopped, wedged or cut off; ending the job (the run is not written)")
 
     def _deliver(self, events) -> None:
         for kind, rank, index, payload in events:
+            if kind == EVENT_ALIVE:
+                continue
             if kind == EVENT_FIRST:
                 self._on_first(payload)
             elif kind == EVENT_FINAL:
@@ -149,7 +182,11 @@ class Coordinator:
             self._sends.send(None, dest=rank, tag=TAG_STOP)
         stats: list[dict] = []
         waiting, status = set(self._hosts), MPI.Status()
+        deadline = time.monotonic() + self._silence_s
         while waiting:
+            if time.monotonic() > deadline:
+                abort_job(f"rank(s) {', '.join(map(str, sorted(waiting)))} did not stop within "
+                          f"{self._silence_s:.0f} s: stopped, wedged or cut off; ending the job")
             if self.comm.iprobe(source=MPI.ANY_SOURCE, tag=TAG_STATS, status=status):
                 waiting.discard(status.Get_source())
                 stats += self.comm.recv(source=status.Get_source(), tag=TAG_STATS)
@@ -213,6 +250,7 @@ def _pump_worker(comm, sends: Sends, backends: dict[int, Backend], events: queue
     from mpi4py import MPI
 
     status = MPI.Status()
+    rank, last_sent = comm.Get_rank(), time.monotonic()
     while True:
         busy = False
         if comm.iprobe(source=0, tag=MPI.ANY_TAG, status=status):
@@ -225,8 +263,11 @@ def _pump_worker(comm, sends: Sends, backends: dict[int, Backend], events: queue
         batch = []
         while not events.empty():
             batch.append(events.get_nowait())
+        if not batch and time.monotonic() - last_sent >= HEARTBEAT_S:
+            batch.append((EVENT_ALIVE, rank, None, None))
         if batch:
             sends.send(batch, dest=0, tag=TAG_EVENTS)
+            last_sent = time.monotonic()
             busy = True
         sends.progress()
         if not busy:

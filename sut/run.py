@@ -67,8 +67,6 @@ def prepare(cfg: RunConfig, world_size: int) -> Prepared:
     return Prepared(cfg, benchmark, dataset, spec, placement, run_dir)
 
 
-# The run directory being written by this process, discarded when a failure ends the process without unwinding.
-_staging: StagedDir | None = None
 # A backend's stop gets this long when a signal ends the run; discarding the staging directory comes after it.
 STOP_BACKENDS_S = 1.0
 
@@ -77,8 +75,7 @@ def end_process(message: str) -> None:
     """A failure that ends the run, in a lone process: say why, discard the half-written run, exit now (loadgen
     cannot be stopped midway)."""
     log_critical_now(log, message)
-    if _staging is not None:
-        _staging.discard()
+    StagedDir.discard_live()
     os._exit(mpi.BACKEND_FAILED_EXIT_CODE)
 
 
@@ -119,19 +116,17 @@ def run_benchmark(cfg: RunConfig) -> Path | None:
 
 
 def _drive(prepared: Prepared, remote: bool) -> Path:
-    global _loadgen_runs_in_this_process, _staging
+    global _loadgen_runs_in_this_process
     if _loadgen_runs_in_this_process:
         raise RuntimeError("loadgen applies mlperf.conf only to the first run of a process; start each run in its own")
     _loadgen_runs_in_this_process += 1
-    staged = _staging = StagedDir(prepared.run_dir)
+    staged = StagedDir(prepared.run_dir)
     try:
         with stop_on_signals() as cleanups:
             return _drive_staged(prepared, remote, staged, cleanups)
     except BaseException:
         staged.discard()
         raise
-    finally:
-        _staging = None
 
 
 def _drive_staged(prepared: Prepared, remote: bool, staged: StagedDir, cleanups: Cleanups) -> Path:

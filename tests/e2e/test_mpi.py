@@ -60,3 +60,49 @@ def test_a_dying_rank_ends_the_job_with_the_rank_named(quick, tmp_path):
     # mpirun ends the job and names the process that died: [<job>,<rank>], with the exit code the rank died of.
     assert re.search(r"Process name: \[\S+,1\]\s+Exit code:\s+9", result.stderr), result.stderr[-2000:]
     assert not (tmp_path / "dead" / "result.json").exists()
+
+
+def test_a_stopped_rank_ends_the_job_naming_it(quick, tmp_path):
+    """kill -STOP of a worker rank (a wedged process looks the same): rank 0 hears no heartbeat from it and ends the
+    job naming it, within the silence allowed (30 s by default; 3 s here)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    out = tmp_path / "stopped"
+    env = {**os.environ, "LLMKIT_TEST_RANK_SILENCE_S": "3"}
+    command = [*MPIRUN, "-x", "LLMKIT_TEST_RANK_SILENCE_S", "-np", "3", sys.executable, "-m", "sut",
+               *[o for o in quick if not o.startswith("loadgen.")], "backend=replay", "system.dp=2",
+               "backend.ttft_ms=5", "backend.tpot_ms=1", "scenario=server", "scenario.target_qps=20",
+               "loadgen.min_duration_ms=120000", f"output_dir={out}"]
+    job = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
+                           start_new_session=True)
+    assert job.stderr is not None
+    try:
+        for line in job.stderr:
+            if "run of" in line:
+                break
+        time.sleep(1.0)
+        ranks = {}
+        for child in psutil.Process(job.pid).children(recursive=True):
+            try:
+                rank = child.environ().get("OMPI_COMM_WORLD_RANK")
+            except psutil.Error:
+                continue
+            if rank is not None and "sut" in " ".join(child.cmdline()):
+                ranks[rank] = child
+        os.kill(ranks["2"].pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        rest = job.stderr.read()
+        code = job.wait(timeout=60)
+        took = time.monotonic() - stopped
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert code != 0
+    assert re.search(r"rank 2 \(instances 1\) has given no sign of life for \d+ s", rest), rest[-2000:]
+    assert took < 3 + 10, f"took {took:.1f} s"
+    assert not out.exists() and not list(out.parent.glob(".*staging*"))
