@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llmkit.config.schema import RunConfig
+from llmkit.config.sweeps import submitit_job
 from llmkit.config.validate import require_valid
 from llmkit.errors import UserError
 
@@ -39,8 +40,8 @@ def sweepable(task: Callable[[RunConfig], object]) -> Callable[[RunConfig], obje
         return task(cfg)
 
     def job(cfg: RunConfig) -> object:
-        if not in_sweep():
-            return checked(cfg)
+        if not in_sweep() or submitit_job():
+            return checked(cfg)  # a submitit job's refusal is reported by the launching process (llmkit.config.sweeps)
         try:
             return checked(cfg)
         except UserError as error:

@@ -25,7 +25,7 @@ CUDA_VERSION = "13.1"
 CONTAINER = f"nvcr.io/nvidia/tensorrt-llm/release:{TRTLLM_VERSION}"
 TRTLLM_BUILD = "trtllm-build"
 TENSORRT_DISTRIBUTIONS = ("tensorrt", "tensorrt-cu13", "tensorrt_cu13", "tensorrt-cu12", "tensorrt_cu12")
-GPU_QUERY = "name,compute_cap,memory.total"
+GPU_QUERY = "name,compute_cap,memory.total,driver_version"
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,11 @@ class Toolchain:
 def expected(gpu: GpuSpec, gpus: int) -> Toolchain:
     """The pinned release on the system's GPU: what a dry run plans for."""
     return Toolchain(TRTLLM_VERSION, TENSORRT_VERSION, CUDA_VERSION, gpu.name, gpu.sm, gpus, expected=True)
+
+
+def installed_versions() -> tuple[str | None, str | None]:
+    """The installed TensorRT-LLM and TensorRT versions (distribution metadata; None where absent)."""
+    return _version(("tensorrt_llm", "tensorrt-llm")), _version(TENSORRT_DISTRIBUTIONS)
 
 
 def _version(names: tuple[str, ...]) -> str | None:
@@ -77,8 +82,19 @@ def _smi(*args: str, who: str = "llmkit build", hint: str = DRY_RUN_HINT) -> str
     return done.stdout
 
 
-def _gpus(who: str, hint: str) -> tuple[str, int, int]:
-    """(the GPU model, its SM, how many) from nvidia-smi; one model per node."""
+@dataclass(frozen=True)
+class NodeGpus:
+    """This node's GPUs as nvidia-smi reports them (it ignores CUDA_VISIBLE_DEVICES): one model per node."""
+
+    name: str
+    sm: int
+    count: int
+    memory_mib: int  # memory.total of the smallest (0: not reported)
+    driver: str
+
+
+def node_gpus(who: str, hint: str = "") -> NodeGpus:
+    """This node's GPUs from nvidia-smi; one sentence (naming `who` needs them) where there are none or mixed models."""
     rows = [line.split(", ") for line in _smi(f"--query-gpu={GPU_QUERY}", "--format=csv,noheader,nounits", who=who,
                                               hint=hint).splitlines() if line.strip()]
     if not rows:
@@ -87,13 +103,26 @@ def _gpus(who: str, hint: str) -> tuple[str, int, int]:
     if len(names) > 1:
         raise UserError(f"this node mixes GPU models ({', '.join(sorted(names))}); make one model visible with "
                         "CUDA_VISIBLE_DEVICES")
-    return rows[0][0], _compute_capability(rows[0][1]), len(rows)
+    memory = [int(row[2]) for row in rows if row[2].strip().isdigit()]  # "[N/A]" under MIG
+    return NodeGpus(rows[0][0], _compute_capability(rows[0][1]), len(rows), min(memory, default=0), rows[0][3].strip())
+
+
+def cuda_version(who: str, hint: str = "") -> str:
+    """The CUDA version the driver supports (nvidia-smi's XML report)."""
+    report = ElementTree.fromstring(_smi("-q", "-x", who=who, hint=hint))
+    return (report.findtext("cuda_version") or "").strip()
+
+
+def _gpus(who: str, hint: str) -> tuple[str, int, int]:
+    """(the GPU model, its SM, how many) from nvidia-smi; one model per node."""
+    gpus = node_gpus(who, hint)
+    return gpus.name, gpus.sm, gpus.count
 
 
 def serving() -> Toolchain:
     """What a serving backend checks an engine against: the installed TensorRT-LLM and TensorRT, this node's GPU."""
     who = "backend=trtllm"
-    trtllm, tensorrt = _version(("tensorrt_llm", "tensorrt-llm")), _version(TENSORRT_DISTRIBUTIONS)
+    trtllm, tensorrt = installed_versions()
     if trtllm is None or tensorrt is None:
         missing = "tensorrt_llm" if trtllm is None else "tensorrt"
         raise UserError(f"{who} needs TensorRT-LLM {TRTLLM_VERSION} and this Python has no {missing} distribution; "
@@ -112,13 +141,10 @@ def probe() -> Toolchain:
     if shutil.which(TRTLLM_BUILD) is None:
         raise UserError(f"llmkit build needs TensorRT-LLM {TRTLLM_VERSION} and {TRTLLM_BUILD} is not on PATH; run it "
                         f"in the TensorRT-LLM container ({CONTAINER}), or pass build.dry_run=true to see the plan")
-    trtllm = _version(("tensorrt_llm", "tensorrt-llm"))
-    tensorrt = _version(TENSORRT_DISTRIBUTIONS)
+    trtllm, tensorrt = installed_versions()
     if trtllm is None or tensorrt is None:
         missing = "tensorrt_llm" if trtllm is None else "tensorrt"
         raise UserError(f"{TRTLLM_BUILD} is on PATH but this Python has no {missing} distribution, so the engine's "
                         f"versions cannot be recorded; run llmkit in the TensorRT-LLM container ({CONTAINER})")
     name, sm, count = _gpus("llmkit build", DRY_RUN_HINT)
-    report = ElementTree.fromstring(_smi("-q", "-x"))
-    cuda = (report.findtext("cuda_version") or "").strip()
-    return Toolchain(trtllm, tensorrt, cuda, name, sm, count)
+    return Toolchain(trtllm, tensorrt, cuda_version("llmkit build", DRY_RUN_HINT), name, sm, count)

@@ -57,5 +57,11 @@ COMMANDS = (
             "llmkit sample-data mixtral-8x7b sample.pkl", hydra=False),
     Command("bench", "launch.bench:main", "benchmarks that print their figures", "NAME [options]",
             "llmkit bench harness --skip soak", hydra=False),
+    Command("doctor", "launch.doctor:main", "check this machine for the chosen config (pins, loadgen, MPI, GPUs, "
+            "TensorRT-LLM, NCCL, MBXP runtimes, disk, Slurm): a table with a fix per problem", OVERRIDES,
+            "llmkit doctor system=h200x8 backend=trtllm"),
+    Command("slurm", "launch.slurm:main", "write the sbatch script of a whole submission run (build, performance, "
+            "accuracy, TEST06, package), with pyxis flags when containers.image is set", OVERRIDES,
+            "llmkit slurm system=h200x8 slurm.partition=gpu"),
 )
 BY_NAME = {command.name: command for command in COMMANDS}

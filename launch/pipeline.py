@@ -11,6 +11,7 @@ import logging
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from llmkit.benchmarks import Scenario
@@ -24,12 +25,62 @@ log = logging.getLogger(__name__)
 SCENARIOS = (Scenario.Offline, Scenario.Server)
 
 
-def _run_step(name: str, command: list[str]) -> None:
+@dataclass(frozen=True)
+class Step:
+    name: str
+    argv: list[str]  # after the Python interpreter: `-m <stage> ...`
+    loadgen: bool = False  # a SUT run: launched with the job's ranks under srun (launch/slurm_script.py)
+
+
+def _run_step(step: Step) -> None:
     # Each loadgen run needs its own process (see sut.run), so every step is a command of its own.
-    log.info("pipeline step: %s", name)
-    step = subprocess.run([sys.executable, *command])
-    if step.returncode != 0:
-        raise UserError(f"pipeline step {name} failed (exit {step.returncode}); see above")
+    log.info("pipeline step: %s", step.name)
+    done = subprocess.run([sys.executable, *step.argv])
+    if done.returncode != 0:
+        raise UserError(f"pipeline step {step.name} failed (exit {done.returncode}); see above")
+
+
+def step_overrides(excluding: set[str] = frozenset()) -> tuple[list[str], list[str], list[str]]:
+    """The job's overrides for the SUT steps, the evaluation step and the packaging step; refuses mode= and
+    scenario=, which the pipeline sets itself."""
+    for override in task_overrides(set()):
+        if override.split("=", 1)[0].lstrip("+~") in ("scenario", "mode"):
+            raise UserError(f"'{override}' has no effect on llmkit pipeline, which runs Offline and Server in both "
+                            "modes itself; drop it (scenario.* settings still apply)")
+    user = task_overrides({"output_dir", "evaluation.run_dir", "submission.pipeline_dir", "submission.output_dir",
+                           *excluding})
+    user = [o for o in user if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in excluding]
+    # The evaluation and packaging steps take only their own settings (they read each run's config).
+    evaluation = [o for o in user if o.split("=", 1)[0].startswith("evaluation.")]
+    submission = [o for o in user if o.split("=", 1)[0].startswith("submission.")]
+    return user, evaluation, submission
+
+
+def run_dirs(root: Path, scenario: Scenario) -> tuple[Path, Path, Path]:
+    name = scenario.value.lower()
+    return tuple(root / f"{name}-{kind}" for kind in ("performance", "accuracy", "test06"))  # type: ignore[return-value]
+
+
+def pipeline_steps(root: Path, user: list[str], evaluation: list[str], submission: list[str]) -> list[Step]:
+    """The main job's steps, in order: per scenario a performance, an accuracy run, its evaluation and TEST06; then
+    the package step."""
+    steps = []
+    for scenario in SCENARIOS:
+        name = scenario.value.lower()
+        performance, accuracy, test06 = run_dirs(root, scenario)
+        steps += [
+            Step(f"{scenario.value} performance", ["-m", "sut", *user, f"scenario={name}", "mode=performance",
+                                                   f"output_dir={performance}"], loadgen=True),
+            Step(f"{scenario.value} accuracy", ["-m", "sut", *user, f"scenario={name}", "mode=accuracy",
+                                                f"output_dir={accuracy}"], loadgen=True),
+            Step(f"{scenario.value} evaluation", ["-m", "evaluation", "accuracy", *evaluation,
+                                                  f"evaluation.run_dir={accuracy}"]),
+            Step(f"{scenario.value} TEST06", ["-m", "evaluation", "test06", *user, f"scenario={name}",
+                                              f"output_dir={test06}"], loadgen=True),
+        ]
+    steps.append(Step("package", ["-m", "evaluation", "package", *submission, f"submission.pipeline_dir={root}",
+                                  f"submission.output_dir={root / 'submission'}"]))
+    return steps
 
 
 def run_pipeline(cfg: RunConfig) -> Path:
@@ -37,33 +88,14 @@ def run_pipeline(cfg: RunConfig) -> Path:
         Path(cfg.runs_root) / cfg.benchmark.name / cfg.system.name / time.strftime("pipeline-%Y%m%d-%H%M%S")
     )
     refuse_existing_run(root)
+    for step in pipeline_steps(root, *step_overrides()):
+        _run_step(step)
     summary = []
-    everything = task_overrides(set())
-    for override in everything:
-        if override.split("=", 1)[0].lstrip("+~") in ("scenario", "mode"):
-            raise UserError(f"'{override}' has no effect on llmkit pipeline, which runs Offline and Server in both "
-                            "modes itself; drop it (scenario.* settings still apply)")
-    user = task_overrides({"output_dir", "evaluation.run_dir", "submission.pipeline_dir", "submission.output_dir"})
-    # The evaluation and packaging steps take only their own settings (they read each run's config).
-    evaluation = [o for o in user if o.split("=", 1)[0].startswith("evaluation.")]
-    submission = [o for o in user if o.split("=", 1)[0].startswith("submission.")]
     for scenario in SCENARIOS:
-        name = scenario.value.lower()
-        performance, accuracy, test06 = (root / f"{name}-{kind}" for kind in ("performance", "accuracy", "test06"))
-        _run_step(f"{scenario.value} performance", [
-            "-m", "sut", *user, f"scenario={name}", "mode=performance", f"output_dir={performance}"])
-        _run_step(f"{scenario.value} accuracy", [
-            "-m", "sut", *user, f"scenario={name}", "mode=accuracy", f"output_dir={accuracy}"])
-        _run_step(f"{scenario.value} evaluation", [
-            "-m", "evaluation", "accuracy", *evaluation, f"evaluation.run_dir={accuracy}"])
-        _run_step(f"{scenario.value} TEST06", [
-            "-m", "evaluation", "test06", *user, f"scenario={name}", f"output_dir={test06}"])
-        for step, run_dir in (("performance", performance), ("accuracy", accuracy), ("TEST06", test06)):
+        for step, run_dir in zip(("performance", "accuracy", "TEST06"), run_dirs(root, scenario)):
             result = json.loads((run_dir / "result.json").read_text())
             summary.append({"step": f"{scenario.value} {step}", "run_dir": str(run_dir), **result})
     tree = root / "submission"
-    _run_step("package", ["-m", "evaluation", "package", *submission, f"submission.pipeline_dir={root}",
-                          f"submission.output_dir={tree}"])
     (root / "pipeline.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_summary(cfg, summary, root, tree)
     return root

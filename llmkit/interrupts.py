@@ -37,17 +37,19 @@ class Cleanups:
 
     def __init__(self) -> None:
         self._steps: list[tuple[str, Callable[[], object], float | None]] = []
+        self._last: list[tuple[str, Callable[[], object], float | None]] = []
         self._lock = threading.Lock()
 
-    def add(self, what: str, step: Callable[[], object], limit_s: float | None = None) -> None:
-        """`step` runs at most `limit_s` (else until the deadline), so the steps after it still get their turn."""
+    def add(self, what: str, step: Callable[[], object], limit_s: float | None = None, *, last: bool = False) -> None:
+        """`step` runs at most `limit_s` (else until the deadline), so the steps after it still get their turn; a
+        step added with `last` runs after every other, whenever it was added."""
         with self._lock:
-            self._steps.append((what, step, limit_s))
+            (self._last if last else self._steps).append((what, step, limit_s))
 
     def run(self, deadline: float) -> list[str]:
         """Run every step (each in a thread, so one that hangs is left behind); returns what did not finish."""
         with self._lock:
-            steps = list(self._steps)
+            steps = [*self._steps, *self._last]
         unfinished = []
         for what, step, limit_s in steps:
             worker = threading.Thread(target=_quietly, args=(what, step), daemon=True)

@@ -18,6 +18,7 @@ from llmkit.artifacts import MANIFEST, build_or_reuse, files_fingerprint, read_m
 from llmkit.benchmarks import get_benchmark
 from llmkit.config.precisions import AutoquantConfig, awq_block_size, recipe_formats
 from llmkit.config.schema import PrecisionName, QuantizeDevice, RunConfig
+from llmkit.config.sweeps import submitit_job
 from llmkit.errors import UserError
 from llmkit.models.checkpoint import resolve_checkpoint
 from quantize.calibrate import calibrate, check_calibration_set, load_calibration
@@ -123,6 +124,10 @@ def quantize(cfg: RunConfig) -> Path:
                   "checkpoint is kept at %s for inspection, but do not build engines from it",
                   quality["greedy_agreement"], settings.min_greedy_agreement, path)
         FAILED_GATES.append(path)
+        if submitit_job():  # the job's own process: the launching process reports it (llmkit.config.sweeps)
+            raise UserError(f"the quality gate failed for {path}: greedy-token agreement "
+                            f"{quality['greedy_agreement']:.4f} is below quantize.min_greedy_agreement="
+                            f"{settings.min_greedy_agreement}; choose another recipe or lower the threshold")
         if not _in_sweep():  # a sweep goes on to its other recipes, then exits 1 (quantize/__main__.py)
             raise SystemExit(GATE_FAILED_EXIT_CODE)
     return path

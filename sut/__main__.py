@@ -6,6 +6,7 @@ import sys
 
 from llmkit.config.app import hydra_app
 from llmkit.config.schema import RunConfig
+from llmkit.config.sweeps import submitit_job
 from llmkit.errors import UserError
 from sut.run import run_benchmark
 
@@ -15,10 +16,11 @@ def run_job(cfg: RunConfig):
     from hydra.types import RunMode
 
     hydra = HydraConfig.get()
-    if hydra.mode is not RunMode.MULTIRUN:
+    if hydra.mode is not RunMode.MULTIRUN or submitit_job():
+        # A submitit job is a process of its own (and, with several tasks, one rank of the job's MPI world).
         return run_benchmark(cfg)
-    # Sweep jobs share one process, but loadgen applies mlperf.conf only to a process's first run (see sut.run):
-    # each job runs as its own `python -m sut` with the job's overrides.
+    # Hydra's basic launcher runs the jobs in one process, but loadgen applies mlperf.conf only to a process's first
+    # run (see sut.run): each job runs as its own `python -m sut` with the job's overrides.
     job = subprocess.run([sys.executable, "-m", "sut", *hydra.overrides.task])
     if job.returncode != 0:
         raise UserError(f"sweep job {hydra.job.num} ({' '.join(hydra.overrides.task)}) failed with exit {job.returncode}")

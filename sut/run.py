@@ -123,6 +123,7 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
     staged = StagedDir(prepared.run_dir)
     try:
         with stop_on_signals() as cleanups:
+            cleanups.add(f"discarding {staged.path}", staged.discard, last=True)
             return _drive_staged(prepared, remote, staged, cleanups)
     except BaseException:
         staged.discard()
@@ -157,7 +158,6 @@ def _drive_staged(prepared: Prepared, remote: bool, staged: StagedDir, cleanups:
             backends.append(backend)
             backend.start(answers.on_first, answers.on_final, answers.on_error)
         instances = backends
-    cleanups.add(f"discarding {staged.path}", staged.discard)
     dispatcher = Dispatcher(instances, least_pending=cfg.scenario.name is not Scenario.Offline)
     queries = Queries(answers, dataset, benchmark, cfg.scenario.name.streams_first_token,
                       cfg.max_new_tokens or benchmark.max_new_tokens, dispatcher.submit)

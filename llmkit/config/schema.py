@@ -10,6 +10,7 @@ from omegaconf import MISSING
 from llmkit.benchmarks import Scenario
 from llmkit.compliance import ComplianceTest
 from llmkit.config.build import BuildConfig, BuildFlags
+from llmkit.config.cluster import ContainersConfig, SlurmConfig
 from llmkit.rounds import SubmissionRound, V6_0
 
 
@@ -363,6 +364,9 @@ class RunConfig:
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     build: BuildConfig = field(default_factory=BuildConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
+    # The Slurm job of `llmkit slurm` and the container image of its steps (llmkit/config/cluster.py).
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    containers: ContainersConfig = field(default_factory=ContainersConfig)
     mode: Mode = Mode.performance
     # The run directory; default runs/<benchmark>/<system>/<scenario>/<run-id>. An existing run is never overwritten.
     output_dir: Optional[str] = None
