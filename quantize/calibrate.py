@@ -30,6 +30,15 @@ CALIBRATION_FILE = "calibration.npz"
 FOREIGN_TEMPLATES = {TokenizerKind.SENTENCEPIECE: "<|start_header_id|>", TokenizerKind.TIKTOKEN: "[INST]"}
 
 
+def _check_not_validation(frame, benchmark: Benchmark, source: str) -> None:
+    """MLPerf forbids calibrating on the validation set: a frame with its whole schema (reference answers included)
+    and its row count is refused."""
+    if set(benchmark.validation_columns) <= set(frame.columns) and len(frame) == benchmark.validation.rows:
+        raise UserError(f"{source} is {benchmark.name}'s validation set (its {len(frame)} rows with their reference "
+                        f"answers) and MLPerf forbids calibrating on it; pass the calibration file "
+                        f"({benchmark.calibration.filename}) as dataset.path=")
+
+
 def _check_benchmark(texts: list[str], benchmark: Benchmark, source: str) -> None:
     marker = FOREIGN_TEMPLATES[benchmark.tokenizer]
     foreign = sum(marker in text for text in texts)
@@ -68,6 +77,7 @@ def calibrate(cfg: RunConfig) -> Path:
     benchmark = get_benchmark(cfg.benchmark.name)
     dataset_cfg = replace(cfg.dataset, split=DatasetSplit.calibration)
     dataset = load_dataset(dataset_cfg, benchmark)
+    _check_not_validation(dataset.frame, benchmark, dataset.source)
     texts = [str(t) for t in dataset.frame["input"]]
     _check_benchmark(texts, benchmark, dataset.source)
     settings = cfg.calibration

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
 
 from llmkit.benchmarks import BENCHMARKS, Benchmark, Scenario, TokenizerKind
@@ -30,6 +31,16 @@ class Finding:
     message: str
 
 
+# Loadgen's own minimum duration when none is set (mlperf.conf: 600 s for these benchmarks), and the most queries
+# a run may schedule (loadgen ran out of 24 GiB at 1e7 queries/s over 2 s): a Server run at 10x the 8x H200 mixtral
+# load for 600 s is ~2.6 million. Offline issues ~10%
+# more samples than the expected rate times the duration.
+LOADGEN_MIN_DURATION_MS = 600_000
+MAX_SCHEDULED_QUERIES = 5_000_000
+OFFLINE_SLACK = 1.1
+# Measured here under RLIMIT_AS: node starts at 768 MB, tsc only at 1536 MB (not at 1024).
+MIN_SANDBOX_MEMORY_MB = 1536
+MIN_CALIBRATION_TOKENS = 16
 # A name that becomes one folder of a submission tree (systems/<name>.json, results/<name>/).
 SINGLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 TINY_TOKENIZER = {TinyArchitecture.mixtral: TokenizerKind.SENTENCEPIECE, TinyArchitecture.llama3: TokenizerKind.TIKTOKEN}
@@ -56,7 +67,8 @@ def check(cfg: RunConfig, serving: bool = True) -> list[Finding]:
     if cfg.scenario.name not in benchmark.scenarios:
         offered = ", ".join(s.value.lower() for s in benchmark.scenarios)
         error(f"{benchmark.name} has no {cfg.scenario.name.value} scenario; choose scenario= one of: {offered}")
-    if cfg.scenario.target_qps <= 0:
+    _check_finite(cfg, "", error)
+    if not cfg.scenario.target_qps > 0:
         error(f"scenario.target_qps must be positive, got {cfg.scenario.target_qps}")
 
     _check_model(cfg, benchmark, error)
@@ -207,12 +219,41 @@ def _check_loadgen(cfg: RunConfig, benchmark: Benchmark, error, warning) -> None
             )
     if loadgen.compliance_test is not None and cfg.mode is not Mode.performance:
         error(f"loadgen.compliance_test={loadgen.compliance_test.value} runs in performance mode; drop mode=accuracy")
-    if cfg.scenario.name is Scenario.Offline and cfg.scenario.target_qps > 1e6:
-        warning("scenario.target_qps above 1e6 in Offline makes loadgen issue a huge number of samples")
+    _check_schedule(cfg, error)
 
 
 def _check_calibration(cfg: RunConfig, error) -> None:
     _at_least_one("calibration", cfg.calibration, ("num_samples", "max_length", "batch_size"), error)
+    max_length = cfg.calibration.max_length
+    if max_length is not None and 1 <= max_length < MIN_CALIBRATION_TOKENS:
+        error(f"calibration.max_length={max_length} leaves the calibration prompts little more than their template's "
+              f"first tokens; use at least {MIN_CALIBRATION_TOKENS} (None: the benchmark's max input length)")
+
+
+def _check_finite(node, prefix: str, error) -> None:
+    """Every float of the config is a finite number (nan passes every comparison, inf fills memory)."""
+    for field in fields(node):
+        value, key = getattr(node, field.name), f"{prefix}{field.name}"
+        if isinstance(value, float) and not math.isfinite(value):
+            error(f"{key} must be a finite number, got {value}")
+        elif is_dataclass(value) and not isinstance(value, type):
+            _check_finite(value, f"{key}.", error)
+
+
+def _check_schedule(cfg: RunConfig, error) -> None:
+    """Loadgen lays out every query of the run up front: a rate it cannot hold in memory is refused with one that
+    fits."""
+    qps = cfg.scenario.target_qps
+    if not (qps > 0 and math.isfinite(qps)):
+        return
+    duration_s = (cfg.loadgen.min_duration_ms if cfg.loadgen.min_duration_ms is not None
+                  else LOADGEN_MIN_DURATION_MS) / 1000
+    queries = qps * duration_s * (OFFLINE_SLACK if cfg.scenario.name is Scenario.Offline else 1.0)
+    if queries > MAX_SCHEDULED_QUERIES:
+        fits = MAX_SCHEDULED_QUERIES / duration_s / (OFFLINE_SLACK if cfg.scenario.name is Scenario.Offline else 1.0)
+        error(f"scenario.target_qps={qps:g} over loadgen's {duration_s:g} s minimum duration schedules "
+              f"{queries:,.0f} queries, more than loadgen can lay out in memory ({MAX_SCHEDULED_QUERIES:,}); use "
+              f"scenario.target_qps={fits:.0f} or less, or a shorter loadgen.min_duration_ms")
 
 
 SEARCHABLE_FORMATS = (PrecisionName.fp8, PrecisionName.int8_sq, PrecisionName.w4a8_awq, PrecisionName.nvfp4)
@@ -254,6 +295,10 @@ def _check_plan(cfg: RunConfig, error) -> None:
 def _check_evaluation(cfg: RunConfig, error) -> None:
     evaluation = cfg.evaluation
     _at_least_one("evaluation", evaluation, ("workers", "max_processes", "memory_mb", "max_file_mb"), error)
+    if 1 <= evaluation.memory_mb < MIN_SANDBOX_MEMORY_MB:
+        error(f"evaluation.memory_mb={evaluation.memory_mb} is below what the MBXP runtimes need to start "
+              f"(TypeScript's compiler on node needs more than 1024 MB of address space); use evaluation.memory_mb="
+              f"{MIN_SANDBOX_MEMORY_MB} or more (default 2048)")
     for name in ("timeout_s", "compile_timeout_s"):
         if getattr(evaluation, name) <= 0:
             error(f"evaluation.{name} must be positive, got {getattr(evaluation, name)}")

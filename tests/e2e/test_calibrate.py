@@ -60,3 +60,18 @@ def test_cli(artifacts, tmp_path):
     assert "calibration set:" in result.stderr
     bad = run_cli("llmkit", "calibrate", "calibration.batch_size=0")
     assert bad.returncode == 2 and "calibration.batch_size must be at least 1" in bad.stderr
+
+
+def test_the_validation_set_is_refused_for_calibration():
+    """MLPerf forbids calibrating on the validation set: its whole schema at its row count is recognised."""
+    import pandas as pd
+
+    from llmkit.benchmarks import get_benchmark
+    from llmkit.errors import UserError
+    from quantize.calibrate import _check_not_validation
+
+    benchmark = get_benchmark("llama3.1-405b")
+    frame = pd.DataFrame({column: [""] * benchmark.validation.rows for column in benchmark.validation_columns})
+    with pytest.raises(UserError, match="MLPerf forbids calibrating on it; pass the calibration file"):
+        _check_not_validation(frame, benchmark, "validation.pkl")
+    _check_not_validation(frame.head(benchmark.calibration.rows), benchmark, "calibration.pkl")  # not the same set

@@ -51,6 +51,13 @@ def test_overrides_are_typed():
         (["system.device=tpu"], "expected one of [cpu, cuda]"),
         # A setting the chosen path would ignore says so.
         (["dataset.path=/data/x.pkl"], "dataset.path has no effect with dataset=sample"),
+        # Numbers that are not finite, or a schedule loadgen cannot lay out, are refused with what fits (#16).
+        (["scenario.target_qps=inf"], "scenario.target_qps must be a finite number, got inf"),
+        (["scenario.target_qps=nan"], "scenario.target_qps must be a finite number, got nan"),
+        (["backend=replay", "backend.ttft_ms=nan"], "backend.ttft_ms must be a finite number, got nan"),
+        (["scenario=server", "scenario.target_qps=1e7"], "use scenario.target_qps=2500000 or less"),
+        (["evaluation.memory_mb=1"], "use evaluation.memory_mb=1536 or more"),
+        (["calibration.max_length=1"], "use at least 16"),
     ],
 )
 def test_bad_configs_are_one_clear_sentence(overrides, expected):
