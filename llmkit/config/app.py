@@ -62,7 +62,10 @@ def hydra_app(task: Callable[[RunConfig], object], *, validate: Callable[[RunCon
         if only is not None:
             refuse_ignored(*only)
         run_config = to_run_config(cfg)
-        validate(run_config)
+        if only is not None and validate is require_valid:
+            require_valid(run_config, warn=False)  # it generates nothing: warnings about generation are noise
+        else:
+            validate(run_config)
         return task(run_config)
 
     def job(cfg: DictConfig) -> object:

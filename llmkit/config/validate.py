@@ -212,6 +212,9 @@ def _check_loadgen(cfg: RunConfig, benchmark: Benchmark, error, warning) -> None
                 f"max_new_tokens must lie between {benchmark.min_new_tokens} and {benchmark.name}'s "
                 f"{benchmark.max_new_tokens}, got {cfg.max_new_tokens}"
             )
+        elif loadgen.name == "submission" and cfg.max_new_tokens < benchmark.max_new_tokens:
+            error(f"loadgen=submission makes a compliant run but max_new_tokens={cfg.max_new_tokens} caps generation "
+                  f"below {benchmark.name}'s {benchmark.max_new_tokens}; pass max_new_tokens=null")
         else:
             warning(
                 f"max_new_tokens={cfg.max_new_tokens} caps generation below {benchmark.name}'s "
@@ -304,13 +307,14 @@ def _check_evaluation(cfg: RunConfig, error) -> None:
             error(f"evaluation.{name} must be positive, got {getattr(evaluation, name)}")
 
 
-def require_valid(cfg: RunConfig, serving: bool = True) -> list[Finding]:
-    """Raise the first error as a UserError; log and return the warnings."""
+def require_valid(cfg: RunConfig, serving: bool = True, warn: bool = True) -> list[Finding]:
+    """Raise the first error as a UserError; log (unless `warn` is False: a command that generates nothing) and
+    return the warnings."""
     findings = check(cfg, serving)
     errors = [f for f in findings if f.severity is Severity.error]
     if errors:
         raise UserError(errors[0].message)
     warnings = [f for f in findings if f.severity is Severity.warning]
-    for finding in warnings:
+    for finding in warnings if warn else []:
         log.warning(finding.message)
     return warnings

@@ -58,6 +58,7 @@ def test_overrides_are_typed():
         (["scenario=server", "scenario.target_qps=1e7"], "use scenario.target_qps=2500000 or less"),
         (["evaluation.memory_mb=1"], "use evaluation.memory_mb=1536 or more"),
         (["calibration.max_length=1"], "use at least 16"),
+        (["loadgen=submission"], "loadgen=submission makes a compliant run but max_new_tokens=256 caps generation"),
     ],
 )
 def test_bad_configs_are_one_clear_sentence(overrides, expected):
