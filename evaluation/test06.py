@@ -21,8 +21,10 @@ import numpy as np
 
 from evaluation.accuracy_log import int32_payload, log_entries
 from llmkit.benchmarks import Benchmark, Scenario, get_benchmark
+from llmkit.compliance import ComplianceTest
 from llmkit.config.schema import RunConfig
 from llmkit.errors import UserError
+from llmkit.rundir import StagedDir
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +78,26 @@ def verify_entries(entries: list[dict], eos_ids: frozenset[int], streaming: bool
 
 
 def verify_log(log_path: Path, benchmark: Benchmark, scenario: Scenario, output_dir: Path) -> Test06Result:
-    """Verify `log_path` and write `output_dir`/verify_accuracy.txt and `output_dir`/accuracy/<the log>."""
+    """Verify `log_path` and write `output_dir`/verify_accuracy.txt and `output_dir`/accuracy/<the log>, staged
+    beside it and renamed into place whole."""
     entries = log_entries(log_path, "run the TEST06 run first (llmkit test06 ...)",
                           "TEST06 needs the log of a run with its audit.config")
     if (output_dir / VERIFY_FILE).exists():
-        raise UserError(f"{output_dir / VERIFY_FILE} exists and is never overwritten; verify into another directory")
+        raise UserError(f"{output_dir / VERIFY_FILE} exists and is never overwritten; verify into another directory "
+                        "with evaluation.test06_dir=DIR")
+    if output_dir.is_dir() and any(output_dir.iterdir()):
+        raise UserError(f"{output_dir} is not empty; verify into a directory that does not exist yet with "
+                        "evaluation.test06_dir=DIR")
     result = verify_entries(entries, frozenset(benchmark.eos_ids), scenario.streams_first_token)
-    (output_dir / "accuracy").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(log_path, output_dir / "accuracy" / "mlperf_log_accuracy.json")
-    (output_dir / VERIFY_FILE).write_text(result.verify_text())
+    staged = StagedDir(output_dir)
+    try:
+        (staged.path / "accuracy").mkdir()
+        shutil.copyfile(log_path, staged.path / "accuracy" / "mlperf_log_accuracy.json")
+        (staged.path / VERIFY_FILE).write_text(result.verify_text())
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
     for problem in result.problems[:20]:
         log.error("TEST06: %s", problem)
     log.info("TEST06 %s: %s", "passed" if result.passed else "FAILED", output_dir / VERIFY_FILE)
@@ -97,11 +110,14 @@ def _run_config(run_dir: Path) -> RunConfig:
     return run_config_of(run_dir)
 
 
-def verify_run(run_dir: Path) -> Test06Result:
-    """Verify a TEST06 run directory into its TEST06/ folder."""
+def verify_run(run_dir: Path, output_dir: Path | None = None) -> Test06Result:
+    """Verify a TEST06 run directory into its TEST06/ folder (or `output_dir`)."""
     cfg = _run_config(run_dir)
+    if cfg.loadgen.compliance_test is not ComplianceTest.TEST06:
+        raise UserError(f"{run_dir} is not a TEST06 run (it was made without TEST06's audit.config); verify the run "
+                        "llmkit test06 made, or make one with llmkit test06")
     return verify_log(run_dir / "mlperf_log_accuracy.json", get_benchmark(cfg.benchmark.name), cfg.scenario.name,
-                      run_dir / TEST06_DIR)
+                      output_dir or run_dir / TEST06_DIR)
 
 
 def run_test06(cfg: RunConfig) -> Path:
@@ -131,12 +147,13 @@ def verify_command(cfg: RunConfig) -> Test06Result:
     if not cfg.evaluation.run_dir:
         raise UserError("pass the run directory or mlperf_log_accuracy.json to verify: llmkit test06 verify PATH")
     path = Path(cfg.evaluation.run_dir)
+    output_dir = Path(cfg.evaluation.test06_dir) if cfg.evaluation.test06_dir else None
     if path.is_dir():
-        result = verify_run(path)
+        result = verify_run(path, output_dir)
     else:
         benchmark = get_benchmark(cfg.benchmark.name)
         benchmark.check_scenario(cfg.scenario.name)
-        result = verify_log(path, benchmark, cfg.scenario.name, path.parent / TEST06_DIR)
+        result = verify_log(path, benchmark, cfg.scenario.name, output_dir or path.parent / TEST06_DIR)
     if not result.passed:
         raise SystemExit(1)
     return result

@@ -234,6 +234,8 @@ class EvaluationConfig:
 
     # The run directory whose mlperf_log_accuracy.json is scored; its config.yaml names the benchmark and dataset.
     run_dir: Optional[str] = None
+    # `llmkit test06 verify`: write the verification here instead of <run>/TEST06 (to verify a run again).
+    test06_dir: Optional[str] = None
     # Parallel workers for MBXP programs and ROUGE.
     workers: int = 2
     # MBXP sandbox limits, per program (the reference allows 20 s to run; compile steps get longer).

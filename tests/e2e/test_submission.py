@@ -105,6 +105,17 @@ def test_test06_verify_on_an_existing_run(pipeline, tmp_path):
                        "benchmark=llama3.1-405b", "scenario=offline")
     assert no_model.returncode == 0, no_model.stderr[-2000:]
     assert (elsewhere / "TEST06" / "verify_accuracy.txt").read_text().startswith("First token check pass: Skipped")
+    # A run that llmkit test06 made is verified again into another directory, never over its own TEST06/.
+    redo = run_cli("llmkit", "test06", "verify", str(pipeline / "server-test06"),
+                   f"evaluation.test06_dir={tmp_path / 'again'}")
+    assert redo.returncode == 0, redo.stderr[-2000:]
+    assert (tmp_path / "again" / "verify_accuracy.txt").read_text().endswith("TEST06 verification complete\n")
+    # A run that is not a TEST06 run is refused, and nothing is written into it.
+    performance = pipeline / "server-performance"
+    before = sorted(p.name for p in performance.iterdir())
+    wrong = run_cli("llmkit", "test06", "verify", str(performance))
+    assert wrong.returncode == 2 and "is not a TEST06 run" in wrong.stderr, wrong.stderr[-2000:]
+    assert sorted(p.name for p in performance.iterdir()) == before
 
 
 def _as_interactive(source: Path, target: Path) -> Path:
