@@ -69,6 +69,10 @@ def log_entries(path: Path, missing: str, empty: str) -> list:
         raise UserError(f"{path} is not a list of loadgen accuracy entries")
     if not entries:
         raise UserError(f"{path} has no entries; {empty}")
+    wrong = next((n for n, entry in enumerate(entries) if not isinstance(entry, dict)), None)
+    if wrong is not None:
+        raise UserError(f"{path} entry {wrong} is a {type(entries[wrong]).__name__}, not an object with qsl_idx and "
+                        "data; is it a loadgen accuracy log?")
     return entries
 
 

@@ -17,7 +17,10 @@ from importlib import metadata
 from pathlib import Path
 
 from llmkit.errors import UserError
+from llmkit.rundir import make_staging, unwritable
 
+# The override that rebuilds an artifact of each kind over an existing one (the old one is kept beside it).
+FORCE_KEYS = {"calibration": "calibration.force", "checkpoints": "quantize.force", "engines": "build.force"}
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
@@ -114,12 +117,15 @@ def build_or_reuse(root: Path, kind: str, inputs: dict, build: Callable[[Path], 
         if manifest.get("inputs") == json.loads(json.dumps(inputs, default=str)):
             log.info("reusing %s artifact %s", kind, final)
             return final
-        raise UserError(f"{final} holds another {kind} artifact under the same key; remove it or pass force=true")
-    final.parent.mkdir(parents=True, exist_ok=True)
+        raise UserError(f"{final} holds another {kind} artifact under the same key; remove it or pass "
+                        f"{FORCE_KEYS.get(kind, 'force')}=true")
     if staging is None:
-        staging = Path(tempfile.mkdtemp(prefix=f".{key}.staging-", dir=final.parent))
+        staging = make_staging(final, f".{key}.staging-")
     else:
-        staging.mkdir(parents=True, exist_ok=True)
+        try:
+            staging.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise unwritable(final, error) from None
     started = time.perf_counter()
     try:
         facts = build(staging)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import errno
 import logging
 import sys
 from collections.abc import Callable, Iterable
@@ -25,14 +26,38 @@ def did_you_mean(value: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+# Filesystem errors that are the place's fault, not the kit's: a file where a directory should be, a read-only or
+# full filesystem, no permission. They become one sentence wherever a stage meets them.
+PLACE_ERRNOS = {errno.ENOTDIR: "a path above it is a file, not a directory", errno.EROFS: "read-only filesystem",
+                errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded"}
+
+
+def place_error(error: OSError) -> UserError | None:
+    """The one sentence for an OSError caused by where the kit was told to write, else None."""
+    why = PLACE_ERRNOS.get(error.errno or 0)
+    if why is None:
+        return None
+    fix = "free space there or choose another place" if error.errno in (errno.ENOSPC, errno.EDQUOT) else \
+        "choose a place you can write"
+    return UserError(f"cannot write {error.filename or 'the output'} ({why}); {fix} (the output_dir, runs_root or "
+                     "artifacts_root override that places it)")
+
+
 def exit_on_user_error(func: F) -> F:
-    """Turn a UserError escaping `func` into its one-line message on stderr and exit code 2."""
+    """Turn a UserError (or an OSError of the place written to) escaping `func` into its one-line message on
+    stderr and exit code 2."""
 
     @wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except UserError as error:
+        except (UserError, OSError) as error:
+            if isinstance(error, OSError):
+                converted = place_error(error)
+                if converted is None:
+                    raise
+                error = converted
             sys.stderr.write(f"llmkit: error: {error}\n")
             sys.stderr.flush()
             raise SystemExit(USER_ERROR_EXIT_CODE) from None

@@ -39,6 +39,26 @@ def refuse_existing_run(path: Path) -> None:
         raise UserError(f"{path} is not empty; choose an output_dir= that does not exist yet or is empty")
 
 
+def unwritable(path: Path, error: OSError) -> UserError:
+    """The one sentence for a directory that cannot be made or written (a file in the way, a read-only or full
+    filesystem, no permission)."""
+    if isinstance(error, (FileExistsError, NotADirectoryError)) and error.filename:
+        why = f"{error.filename} is a file, not a directory"
+    else:
+        why = f"{error.strerror or error}" + (f" at {error.filename}" if error.filename else "")
+    return UserError(f"cannot write {path} ({why}); choose a directory you can write (the output_dir, runs_root or "
+                     "artifacts_root override that places it)")
+
+
+def make_staging(final: Path, prefix: str) -> Path:
+    """A fresh staging directory beside `final` (its parents made first)."""
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
+    except OSError as error:
+        raise unwritable(final, error) from None
+
+
 class StagedDir:
     """A directory written in a staging area next to `final` and renamed onto it by `commit()`. The process's live
     ones are known (`discard_live`), so a failure that ends the process without unwinding leaves none behind."""
@@ -48,8 +68,7 @@ class StagedDir:
     def __init__(self, final: Path):
         refuse_existing_run(final)
         self.final = final
-        final.parent.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+        self.path = make_staging(final, f".{final.name}.staging-")
         StagedDir._live.add(self)
 
     def commit(self) -> Path:

@@ -57,6 +57,22 @@ def modelopt_config(name: PrecisionName, precision: PrecisionConfig, with_kv_cac
     return config
 
 
+def check_autoquant_budget(precision: PrecisionConfig) -> None:
+    """precision.effective_bits at or above the most aggressive search format's own bits, as modelopt's search
+    asserts after the model is loaded and scored: refused before any of that work."""
+    if not isinstance(precision, AutoquantConfig) or not precision.search_formats:
+        return
+    from modelopt.torch.quantization.algorithms import QuantRecipe
+
+    bits = {fmt.value: QuantRecipe(modelopt_config(fmt, precision, with_kv_cache=False), name=fmt.value).num_bits
+            for fmt in precision.search_formats}
+    lowest = min(bits, key=lambda name: bits[name])
+    if precision.effective_bits is not None and precision.effective_bits < bits[lowest]:
+        raise UserError(f"precision.effective_bits={precision.effective_bits} is below the {bits[lowest]} bits of the "
+                        f"most compressed format searched ({lowest}); raise precision.effective_bits to "
+                        f"{bits[lowest]} or more, or search a smaller format (precision.search_formats)")
+
+
 def quantize_model(model, precision: PrecisionConfig, batches: list[dict], score_batches: int,
                    forward_loop: Callable[[object, Iterable[dict], str], None]) -> dict:
     """Quantize `model` in place with the recipe; return what the manifest records about it.

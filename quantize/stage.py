@@ -82,6 +82,10 @@ def quantize(cfg: RunConfig) -> Path:
     shape = read_shape(checkpoint)
     check_topology(shape, system.tp, system.pp)
     check_recipe(shape, precision, system.tp)
+    if isinstance(precision, AutoquantConfig):
+        from quantize.recipes import check_autoquant_budget  # imports modelopt: only for a search
+
+        check_autoquant_budget(precision)
     formats = recipe_formats(precision)
     device = resolve_device(settings.device, PrecisionName.nvfp4 in formats)
     passthrough = precision.name is PrecisionName.bf16

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from functools import partial
 
 from llmkit.config.app import hydra_app
 from llmkit.config.schema import RunConfig
+from llmkit.config.validate import require_valid
 from llmkit.config.sweeps import submitit_job
 from llmkit.errors import UserError
 from sut.run import run_benchmark
@@ -27,8 +29,8 @@ def run_job(cfg: RunConfig):
     return None
 
 
-# Validation runs inside run_benchmark, once, on rank 0.
-main = hydra_app(run_job, validate=lambda cfg: None)
+# Validation runs inside run_benchmark, once, on rank 0 (a sweep's combinations are all checked before the first).
+main = hydra_app(run_job, validate=lambda cfg: None, sweep_validate=partial(require_valid, warn=False))
 
 if __name__ == "__main__":
     main()

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from functools import partial
 
 import hydra
 from omegaconf import DictConfig
 
-from llmkit.config.load import CONF_DIR, check_overrides, launcher_options, to_run_config
+from llmkit.config.load import CONF_DIR, check_overrides, check_sweep, launcher_options, to_run_config
 from llmkit.config.schema import RunConfig
 from llmkit.config.sweeps import run_sweep, submitit_job
 from llmkit.config.validate import require_valid
@@ -54,7 +55,8 @@ def refuse_ignored(command: str, applies: tuple[str, ...], why: str) -> None:
 
 
 def hydra_app(task: Callable[[RunConfig], object], *, validate: Callable[[RunConfig], object] = require_valid,
-              only: tuple[str, tuple[str, ...], str] | None = None):
+              only: tuple[str, tuple[str, ...], str] | None = None,
+              sweep_validate: Callable[[RunConfig], object] | None = None):
     """Return a `main()` that composes conf/, validates the RunConfig and calls `task` once per job. `only` is
     (command, the config keys that have an effect on it, why the others do not): any other override is refused."""
 
@@ -81,6 +83,9 @@ def hydra_app(task: Callable[[RunConfig], object], *, validate: Callable[[RunCon
         setup_logging()
         overrides = _overrides(sys.argv[1:])
         check_overrides(overrides)
+        if any(a in ("-m", "--multirun") for a in sys.argv[1:]):
+            check_sweep(overrides, sweep_validate or (partial(require_valid, warn=False) if validate is require_valid
+                                                      else validate))
         if submitit_sweep(sys.argv[1:], overrides):
             run_sweep(hydra_main)
         else:

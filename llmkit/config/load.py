@@ -59,6 +59,39 @@ def check_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
         compose(overrides, conf_dir)
 
 
+# A sweep bigger than this is checked on its first combinations only (each takes ~0.1 s to compose).
+MAX_CHECKED_COMBINATIONS = 256
+
+
+def sweep_combinations(overrides: list[str]) -> list[list[str]]:
+    """Every job's own overrides of a `-m` sweep (Hydra's keys left out), in Hydra's order; [] when no override
+    sweeps."""
+    import itertools
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    if not any(o.is_sweep_override() for o in parsed):
+        return []
+    choices = []
+    for override in parsed:
+        key = override.get_key_element()
+        if override.key_or_group.startswith("hydra"):
+            continue
+        choices.append([f"{key}={value}" for value in _values(override)] if override.is_sweep_override()
+                       else [override.input_line])
+    return [list(combination) for combination in itertools.islice(itertools.product(*choices),
+                                                                    MAX_CHECKED_COMBINATIONS)]
+
+
+def check_sweep(overrides: list[str], validate) -> None:
+    """Compose, type and validate every combination of a sweep before any job starts, so a bad value stops the
+    sweep at once instead of after the jobs before it; the error names the combination."""
+    for combination in sweep_combinations(overrides):
+        try:
+            validate(to_run_config(compose(combination)))
+        except UserError as error:
+            raise UserError(f"the sweep's combination '{' '.join(combination)}' is refused: {error}") from None
+
+
 def launcher_options(conf_dir: Path = CONF_DIR) -> list[str]:
     """The submitit launchers of conf/hydra/launcher/ (Hydra's in-process `basic` is the default)."""
     return group_options("hydra/launcher", conf_dir)

@@ -51,7 +51,34 @@ def inspect_checkpoint(path: Path, benchmark: Benchmark) -> CheckpointInfo:
         )
     if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
         raise UserError(f"{path} has no weight files (*.safetensors); copy the whole checkpoint there")
+    for weights in sorted(path.glob("*.safetensors")):
+        check_safetensors(weights)
     return CheckpointInfo(path, architecture, vocab_size)
+
+
+def check_safetensors(path: Path) -> None:
+    """A safetensors file whole: its header readable and every tensor's bytes present (a truncated copy or a corrupt
+    file is named here, before a loader fails deep inside)."""
+    fix = "copy the checkpoint again (or restore the file)"
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as handle:
+            length_bytes = handle.read(8)
+            length = int.from_bytes(length_bytes, "little") if len(length_bytes) == 8 else -1
+            if not 0 < length <= size - 8:
+                raise UserError(f"{path} is not a whole safetensors file (its header length {length} does not fit its "
+                                f"{size} bytes); {fix}")
+            header = json.loads(handle.read(length))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise UserError(f"{path} has a corrupt safetensors header; {fix}") from None
+    except OSError as error:
+        raise UserError(f"{path} cannot be read ({error.strerror}); {fix}") from None
+    if not isinstance(header, dict):
+        raise UserError(f"{path} has a corrupt safetensors header; {fix}")
+    ends = [entry["data_offsets"][1] for name, entry in header.items()
+            if name != "__metadata__" and isinstance(entry, dict) and len(entry.get("data_offsets", ())) == 2]
+    if ends and 8 + length + max(ends) > size:
+        raise UserError(f"{path} is truncated: its tensors need {8 + length + max(ends)} bytes but it has {size}; {fix}")
 
 
 def resolve_checkpoint(model: ModelConfig, benchmark: Benchmark) -> CheckpointInfo:
