@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 
 from evaluation.accuracy_log import int32_payload, log_entries
 from llmkit.benchmarks import Benchmark, Scenario, get_benchmark
+from llmkit.children import run_child
 from llmkit.compliance import ComplianceTest
 from llmkit.config.schema import RunConfig
 from llmkit.errors import UserError
@@ -128,10 +127,10 @@ def run_test06(cfg: RunConfig) -> Path:
     run_dir = Path(cfg.output_dir) if cfg.output_dir else default_run_dir(
         cfg.runs_root, cfg.benchmark.name, cfg.system.name, cfg.scenario.name.value, "test06")
     user = task_overrides({"mode", "loadgen.compliance_test", "output_dir"})
-    step = subprocess.run([sys.executable, "-m", "sut", *user, "mode=performance", "loadgen.compliance_test=TEST06",
-                           f"output_dir={run_dir}"])
-    if step.returncode != 0:
-        raise UserError(f"the TEST06 run failed (exit {step.returncode}); see above")
+    code = run_child(["-m", "sut", *user, "mode=performance", "loadgen.compliance_test=TEST06",
+                      f"output_dir={run_dir}"], "the TEST06 run")
+    if code != 0:
+        raise UserError(f"the TEST06 run failed (exit {code}); see above")
     if not verify_run(run_dir).passed:
         raise SystemExit(1)
     return run_dir

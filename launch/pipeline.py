@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from llmkit.benchmarks import Scenario
+from llmkit.children import run_child
 from llmkit.config.app import hydra_app, task_overrides
 from llmkit.config.schema import Mode, RunConfig
 from llmkit.errors import UserError
@@ -33,11 +32,12 @@ class Step:
 
 
 def _run_step(step: Step) -> None:
-    # Each loadgen run needs its own process (see sut.run), so every step is a command of its own.
+    # Each loadgen run needs its own process (see sut.run), so every step is a command of its own; a signal to the
+    # pipeline stops the step too (llmkit.children).
     log.info("pipeline step: %s", step.name)
-    done = subprocess.run([sys.executable, *step.argv])
-    if done.returncode != 0:
-        raise UserError(f"pipeline step {step.name} failed (exit {done.returncode}); see above")
+    code = run_child(step.argv, f"pipeline step {step.name}")
+    if code != 0:
+        raise UserError(f"pipeline step {step.name} failed (exit {code}); see above")
 
 
 def step_overrides(excluding: set[str] = frozenset()) -> tuple[list[str], list[str], list[str]]:

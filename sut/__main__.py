@@ -1,10 +1,9 @@
 """`python -m sut <overrides>` (also `mpirun -n N python -m sut ...`, and `-m` sweeps): one loadgen run per job."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from functools import partial
 
+from llmkit.children import run_child
 from llmkit.config.app import hydra_app
 from llmkit.config.schema import RunConfig
 from llmkit.config.validate import require_valid
@@ -23,9 +22,9 @@ def run_job(cfg: RunConfig):
         return run_benchmark(cfg)
     # Hydra's basic launcher runs the jobs in one process, but loadgen applies mlperf.conf only to a process's first
     # run (see sut.run): each job runs as its own `python -m sut` with the job's overrides.
-    job = subprocess.run([sys.executable, "-m", "sut", *hydra.overrides.task])
-    if job.returncode != 0:
-        raise UserError(f"sweep job {hydra.job.num} ({' '.join(hydra.overrides.task)}) failed with exit {job.returncode}")
+    code = run_child(["-m", "sut", *hydra.overrides.task], f"sweep job {hydra.job.num}")
+    if code != 0:
+        raise UserError(f"sweep job {hydra.job.num} ({' '.join(hydra.overrides.task)}) failed with exit {code}")
     return None
 
 

@@ -51,3 +51,50 @@ def test_a_signal_stops_a_run_at_once_leaving_nothing(signum, quick, tmp_path):
     assert "Traceback" not in rest and "Segmentation" not in rest
     assert not out.exists()
     assert not list(out.parent.glob(".*staging*"))
+
+
+def start_in_session(command: list[str], until: str) -> subprocess.Popen:
+    """Start `llmkit ...` in its own session; return once a stderr line holds `until` (and a second more)."""
+    started = subprocess.Popen([str(BIN / "llmkit"), *command], cwd=REPO, stderr=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, text=True, start_new_session=True)
+    assert started.stderr is not None
+    for line in started.stderr:
+        if until in line:
+            break
+    else:
+        pytest.fail(f"ended before '{until}' (exit {started.wait()})")
+    time.sleep(1.0)
+    return started
+
+
+@pytest.mark.parametrize("target, signum", [("parent", signal.SIGTERM), ("group", signal.SIGINT)],
+                         ids=["SIGTERM-to-the-parent", "SIGINT-to-the-group"])
+@pytest.mark.parametrize("command", ["pipeline", "sweep"])
+def test_a_signal_to_a_pipeline_or_sweep_stops_its_running_step_too(command, target, signum, quick, tmp_path):
+    """The child step is stopped with its parent (never orphaned to commit its run), and nothing is left."""
+    import psutil
+
+    runs = tmp_path / "runs"
+    long = [o for o in quick if not o.startswith(("loadgen.", "runs_root="))] + [
+        f"runs_root={runs}", "backend=replay", "backend.ttft_ms=5", "backend.tpot_ms=20", "backend.max_batch_size=1",
+        "scenario.target_qps=50", "loadgen.min_duration_ms=60000"]  # one slot: even Offline lasts minutes
+    if command == "pipeline":
+        job = start_in_session(["pipeline", *long, f"output_dir={runs / 'pipeline'}"], "run of")
+    else:
+        job = start_in_session(["run", "-m", "scenario=offline,server", *long], "run of")
+    children = psutil.Process(job.pid).children(recursive=True)
+    assert children
+    sent = time.monotonic()
+    if target == "parent":
+        os.kill(job.pid, signum)
+    else:
+        os.killpg(job.pid, signum)
+    assert job.stderr is not None
+    rest = job.stderr.read()
+    code = job.wait(timeout=60)
+    assert code == 128 + signum, rest[-2000:]
+    assert time.monotonic() - sent < 15
+    assert not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in children)
+    assert "Traceback" not in rest
+    left = [p for p in runs.rglob("*") if p.is_dir() and (p.name.startswith(".") or (p / "result.json").exists())]
+    assert not left, left
