@@ -17,7 +17,7 @@ from llmkit.children import run_child
 from llmkit.config.app import hydra_app, task_overrides
 from llmkit.config.schema import Mode, RunConfig
 from llmkit.errors import UserError
-from llmkit.rundir import refuse_existing_run
+from llmkit.rundir import refuse_existing_run, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,12 @@ class Step:
     name: str
     argv: list[str]  # after the Python interpreter: `-m <stage> ...`
     loadgen: bool = False  # a SUT run: launched with the job's ranks under srun (launch/slurm_script.py)
+    # What the step leaves when it has finished (a resumed pipeline skips it): a file, None for none.
+    leaves: Path | None = None
+
+
+# The overrides a pipeline was started with, kept in its directory so `resume=true` goes on with the same ones.
+OVERRIDES_FILE = "pipeline-overrides.json"
 
 
 def _run_step(step: Step) -> None:
@@ -48,7 +54,7 @@ def step_overrides(excluding: set[str] = frozenset()) -> tuple[list[str], list[s
             raise UserError(f"'{override}' has no effect on llmkit pipeline, which runs Offline and Server in both "
                             "modes itself; drop it (scenario.* settings still apply)")
     user = task_overrides({"output_dir", "evaluation.run_dir", "submission.pipeline_dir", "submission.output_dir",
-                           *excluding})
+                           "resume", *excluding})
     user = [o for o in user if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in excluding]
     # The evaluation and packaging steps take only their own settings (they read each run's config).
     evaluation = [o for o in user if o.split("=", 1)[0].startswith("evaluation.")]
@@ -70,26 +76,74 @@ def pipeline_steps(root: Path, user: list[str], evaluation: list[str], submissio
         performance, accuracy, test06 = run_dirs(root, scenario)
         steps += [
             Step(f"{scenario.value} performance", ["-m", "sut", *user, f"scenario={name}", "mode=performance",
-                                                   f"output_dir={performance}"], loadgen=True),
+                                                   f"output_dir={performance}"], loadgen=True,
+                 leaves=performance / "result.json"),
             Step(f"{scenario.value} accuracy", ["-m", "sut", *user, f"scenario={name}", "mode=accuracy",
-                                                f"output_dir={accuracy}"], loadgen=True),
+                                                f"output_dir={accuracy}"], loadgen=True, leaves=accuracy / "result.json"),
             Step(f"{scenario.value} evaluation", ["-m", "evaluation", "accuracy", *evaluation,
-                                                  f"evaluation.run_dir={accuracy}"]),
+                                                  f"evaluation.run_dir={accuracy}"], leaves=accuracy / "accuracy.txt"),
             Step(f"{scenario.value} TEST06", ["-m", "evaluation", "test06", *user, f"scenario={name}",
-                                              f"output_dir={test06}"], loadgen=True),
+                                              f"output_dir={test06}"], loadgen=True,
+                 leaves=test06 / "TEST06" / "verify_accuracy.txt"),
         ]
     steps.append(Step("package", ["-m", "evaluation", "package", *submission, f"submission.pipeline_dir={root}",
-                                  f"submission.output_dir={root / 'submission'}"]))
+                                  f"submission.output_dir={root / 'submission'}"], leaves=root / "submission"))
     return steps
+
+
+def _finished(step: Step) -> bool:
+    """Whether a resumed pipeline may skip the step. An evaluation is finished once its verdict is in result.json
+    (accuracy.txt comes first: one without the other is redone); a TEST06 run whose verification is missing is only
+    verified again."""
+    if step.leaves is None or not step.leaves.exists():
+        return False
+    if step.leaves.name == "accuracy.txt":
+        result = step.leaves.with_name("result.json")
+        if "accuracy" not in json.loads(result.read_text()):
+            step.leaves.unlink()  # the pipeline's own half-written evaluation
+            return False
+    return True
+
+
+def _resumable(step: Step) -> Step:
+    """A TEST06 step whose run finished but whose verification did not is verified only."""
+    if step.leaves is not None and step.leaves.name == "verify_accuracy.txt":
+        run_dir = step.leaves.parent.parent
+        if (run_dir / "result.json").exists():
+            return Step(f"{step.name} verification", ["-m", "evaluation", "verify-test06",
+                                                       f"evaluation.run_dir={run_dir}"], leaves=step.leaves)
+    return step
+
+
+def _start_or_resume(cfg: RunConfig, root: Path, overrides: list[str]) -> None:
+    """A new pipeline directory with its overrides recorded, or (resume=true) an interrupted one started with the
+    same overrides."""
+    record = root / OVERRIDES_FILE
+    if not cfg.resume:
+        refuse_existing_run(root)
+        root.mkdir(parents=True, exist_ok=True)
+        write_atomic(record, json.dumps({"overrides": overrides}, indent=2) + "\n")
+        return
+    if not cfg.output_dir or not record.is_file():
+        raise UserError(f"resume=true goes on with an interrupted pipeline: pass its directory as output_dir=DIR (one "
+                        f"holding {OVERRIDES_FILE}){'' if not cfg.output_dir else f'; {root} holds none'}")
+    started = json.loads(record.read_text()).get("overrides")
+    if started != overrides:
+        raise UserError(f"{root} was started with other overrides ({' '.join(started or []) or 'none'}); resume it with "
+                        "exactly those, or start a new pipeline in another output_dir")
 
 
 def run_pipeline(cfg: RunConfig) -> Path:
     root = Path(cfg.output_dir) if cfg.output_dir else (
         Path(cfg.runs_root) / cfg.benchmark.name / cfg.system.name / time.strftime("pipeline-%Y%m%d-%H%M%S")
     )
-    refuse_existing_run(root)
-    for step in pipeline_steps(root, *step_overrides()):
-        _run_step(step)
+    user, evaluation, submission = step_overrides()
+    _start_or_resume(cfg, root, user)
+    for step in pipeline_steps(root, user, evaluation, submission):
+        if cfg.resume and _finished(step):
+            log.info("pipeline step: %s (finished before; skipped)", step.name)
+            continue
+        _run_step(_resumable(step) if cfg.resume else step)
     summary = []
     for scenario in SCENARIOS:
         for step, run_dir in zip(("performance", "accuracy", "TEST06"), run_dirs(root, scenario)):

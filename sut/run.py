@@ -17,7 +17,7 @@ from llmkit.config.backends import backend_entry
 from llmkit.config.schema import DatasetSource, Device, Mode, RunConfig
 from llmkit.config.validate import require_valid
 from llmkit.data.datasets import Dataset, load_dataset
-from llmkit.errors import USER_ERROR_EXIT_CODE
+from llmkit.errors import USER_ERROR_EXIT_CODE, UserError
 from llmkit.interrupts import Cleanups, stop_on_signals
 from llmkit.loadgen_log import read_detail_log, summarize
 from llmkit.log import log_critical_now
@@ -54,6 +54,9 @@ def prepare(cfg: RunConfig, world_size: int) -> Prepared:
     """Everything rank 0 resolves before any backend starts: the placement, the run directory, what the backend
     needs (its `prepare`), the dataset."""
     require_valid(cfg)
+    if cfg.resume:
+        raise UserError("resume=true goes on with an interrupted llmkit pipeline; a single run is never resumed, start "
+                        "it again")
     benchmark = get_benchmark(cfg.benchmark.name)
     placement = place(cfg.system, world_size, backend_entry(cfg.backend.name).spans_ranks)
     if cfg.system.device is Device.cuda and cfg.system.gpu is not None:

@@ -376,3 +376,5 @@ class RunConfig:
     artifacts_root: str = "artifacts"
     # Cap new tokens below the benchmark's limit, for quick smoke runs; result.json marks such a run non-compliant.
     max_new_tokens: Optional[int] = None
+    # `llmkit pipeline output_dir=DIR resume=true`: go on with an interrupted pipeline, skipping its finished steps.
+    resume: bool = False

@@ -98,3 +98,25 @@ def test_a_signal_to_a_pipeline_or_sweep_stops_its_running_step_too(command, tar
     assert "Traceback" not in rest
     left = [p for p in runs.rglob("*") if p.is_dir() and (p.name.startswith(".") or (p / "result.json").exists())]
     assert not left, left
+
+
+def test_an_interrupted_pipeline_resumes_skipping_its_finished_steps(quick, tmp_path):
+    root = tmp_path / "runs" / "pipeline"
+    fast = [*quick, "backend=replay", "scenario.target_qps=20", f"output_dir={root}"]
+    job = start_in_session(["pipeline", *fast], "pipeline step: Offline evaluation")
+    os.kill(job.pid, signal.SIGTERM)
+    assert job.stderr is not None
+    job.stderr.read()
+    assert job.wait(timeout=60) == 143
+    assert (root / "offline-accuracy" / "result.json").is_file() and not (root / "submission").exists()
+    # Other overrides than the pipeline was started with are refused; the same ones go on where it stopped.
+    other = subprocess.run([str(BIN / "llmkit"), "pipeline", *fast, "max_new_tokens=6", "resume=true"], cwd=REPO,
+                           capture_output=True, text=True, timeout=120)
+    assert other.returncode == 2 and "was started with other overrides" in other.stderr, other.stderr[-2000:]
+    resumed = subprocess.run([str(BIN / "llmkit"), "pipeline", *fast, "resume=true"], cwd=REPO, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "pipeline step: Offline performance (finished before; skipped)" in resumed.stderr
+    assert "pipeline step: Offline accuracy (finished before; skipped)" in resumed.stderr
+    assert "Offline evaluation (finished before" not in resumed.stderr  # the interrupted step runs again
+    assert (root / "submission").is_dir() and (root / "pipeline.json").is_file()
