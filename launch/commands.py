@@ -57,6 +57,9 @@ COMMANDS = (
             "llmkit sample-data mixtral-8x7b sample.pkl", hydra=False),
     Command("bench", "launch.bench:main", "benchmarks that print their figures", "NAME [options]",
             "llmkit bench harness --skip soak", hydra=False),
+    Command("clean", "launch.clean:main", "list the staging directories no process writes any more (left by a "
+            "killed run) under the runs and artifacts roots; --yes removes them", "[--yes] [--all] [ROOT ...]",
+            "llmkit clean --yes runs artifacts", hydra=False),
     Command("doctor", "launch.doctor:main", "check this machine for the chosen config (pins, loadgen, MPI, GPUs, "
             "TensorRT-LLM, NCCL, MBXP runtimes, disk, Slurm): a table with a fix per problem", OVERRIDES,
             "llmkit doctor system=h200x8 backend=trtllm"),

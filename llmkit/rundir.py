@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -50,11 +52,16 @@ def unwritable(path: Path, error: OSError) -> UserError:
                      "artifacts_root override that places it)")
 
 
+# A staging directory's name says which process made it (`.NAME.staging-PID@HOST-XXXXXXXX`), so `llmkit clean` can
+# tell one whose process is gone (killed outright, the machine lost) from one still being written.
+STAGING_NAME = re.compile(r"^\..+\.staging-(?:(?P<pid>\d+)@(?P<host>[^/]+)-)?[^-]+$")
+
+
 def make_staging(final: Path, prefix: str) -> Path:
-    """A fresh staging directory beside `final` (its parents made first)."""
+    """A fresh staging directory beside `final` (its parents made first), named for this process."""
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}@{socket.gethostname()}-", dir=final.parent))
     except OSError as error:
         raise unwritable(final, error) from None
 

@@ -120,3 +120,29 @@ def test_an_interrupted_pipeline_resumes_skipping_its_finished_steps(quick, tmp_
     assert "pipeline step: Offline accuracy (finished before; skipped)" in resumed.stderr
     assert "Offline evaluation (finished before" not in resumed.stderr  # the interrupted step runs again
     assert (root / "submission").is_dir() and (root / "pipeline.json").is_file()
+
+
+def test_clean_removes_only_the_staging_directories_of_gone_processes(tmp_path):
+    """A killed run's staging directory (its process gone) is stale; one still being written is live and stays."""
+    import socket
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    host = socket.gethostname()
+    runs = tmp_path / "runs" / "mixtral-8x7b"
+    stale = runs / f".run1.staging-{gone.pid}@{host}-abcd1234"
+    live = runs / f".run2.staging-{os.getpid()}@{host}-efgh5678"
+    elsewhere = runs / ".run3.staging-42@another-node-ijkl9012"
+    for directory in (stale, live, elsewhere):
+        (directory / "logs").mkdir(parents=True)
+        (directory / "logs" / "mlperf_log_detail.txt").write_text("x" * 1000)
+    listed = subprocess.run([str(BIN / "llmkit"), "clean", str(tmp_path / "runs")], capture_output=True, text=True)
+    assert listed.returncode == 0 and "1 stale; run llmkit clean --yes" in listed.stdout, listed.stdout
+    assert stale.exists()  # listing removes nothing
+    cleaned = subprocess.run([str(BIN / "llmkit"), "clean", "--yes", str(tmp_path / "runs")], capture_output=True,
+                             text=True)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert not stale.exists() and live.exists() and elsewhere.exists()
+    assert "unknown (made on another-node)" in cleaned.stdout
+    missing = subprocess.run([str(BIN / "llmkit"), "clean", str(tmp_path / "nothing")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "is not a directory" in missing.stderr
