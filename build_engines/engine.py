@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmkit.artifacts import file_sha256, read_manifest, remembered_sha256
-from llmkit.errors import UserError
+from llmkit.errors import UserError, not_there
 
 ARTIFACT_KIND = "engines"
 SHA_MEMO = ".sha256-memo.json"
@@ -79,7 +79,7 @@ def _rebuild(directory: Path) -> str:
 def check_engine(directory: Path, needs: EngineNeeds) -> dict:
     """The engine's manifest when it can serve a run that needs `needs`; else one sentence naming the mismatch."""
     if not directory.is_dir():
-        raise UserError(f"engine directory {directory} does not exist; build it with llmkit build")
+        raise UserError(f"{not_there(directory, 'engine directory', directory=True)}; build it with llmkit build")
     manifest = read_manifest(directory)
     if manifest.get("kind") != ARTIFACT_KIND:
         raise UserError(f"{directory} is a {manifest.get('kind')} artifact, not an engine; point at an engine directory")

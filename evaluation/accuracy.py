@@ -15,7 +15,7 @@ from llmkit.benchmarks import get_benchmark
 from llmkit.config.load import saved_run_config
 from llmkit.config.schema import RunConfig
 from llmkit.data.datasets import load_dataset
-from llmkit.errors import UserError
+from llmkit.errors import UserError, not_there
 from llmkit.rundir import write_atomic
 from llmkit.tokenizers import cleans_up_spaces
 
@@ -38,7 +38,7 @@ def evaluate_run(cfg: RunConfig) -> dict:
         raise UserError("pass evaluation.run_dir=<a run directory made with mode=accuracy>")
     run_dir = Path(cfg.evaluation.run_dir)
     if not run_dir.is_dir():
-        raise UserError(f"run directory {run_dir} does not exist; pass evaluation.run_dir= of an accuracy run")
+        raise UserError(f"{not_there(run_dir, 'run directory', directory=True)}; pass evaluation.run_dir= of an accuracy run")
     if (run_dir / ACCURACY_TXT).exists():
         raise UserError(f"{run_dir / ACCURACY_TXT} exists and is never overwritten; this run is already evaluated")
     run_cfg = run_config_of(run_dir)

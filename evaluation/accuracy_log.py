@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from llmkit.artifacts import file_sha256
-from llmkit.errors import UserError
+from llmkit.errors import UserError, not_there
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def _looks_like_int64(answers: list[LoggedAnswer]) -> bool:
 def log_entries(path: Path, missing: str, empty: str) -> list:
     """The entries of a loadgen accuracy log; `missing` and `empty` say what to do when it is absent or empty."""
     if not path.is_file():
-        raise UserError(f"{path} does not exist; {missing}")
+        raise UserError(f"{not_there(path, 'accuracy log', directory=False)}; {missing}")
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
@@ -74,6 +74,11 @@ def log_entries(path: Path, missing: str, empty: str) -> list:
         raise UserError(f"{path} entry {wrong} is a {type(entries[wrong]).__name__}, not an object with qsl_idx and "
                         "data; is it a loadgen accuracy log?")
     return entries
+
+
+def _outside(ids, vocab_size: int) -> int:
+    """The first token id of `ids` outside [0, vocab_size) (a negative one is as wrong as a too large one)."""
+    return int(ids[(ids < 0) | (ids >= vocab_size)][0])
 
 
 def read_accuracy_log(path: Path, dataset_size: int, vocab_size: int) -> AccuracyLog:
@@ -99,7 +104,7 @@ def read_accuracy_log(path: Path, dataset_size: int, vocab_size: int) -> Accurac
     for answer in answers:
         if answer.ids.size and (answer.ids.min() < 0 or answer.ids.max() >= vocab_size):
             raise UserError(
-                f"{path}: qsl_idx {answer.qsl_idx} has token id {int(answer.ids.max())} outside the vocabulary "
+                f"{path}: qsl_idx {answer.qsl_idx} has token id {_outside(answer.ids, vocab_size)} outside the vocabulary "
                 f"({vocab_size}); the log is from another model or is not int32"
             )
     return AccuracyLog(path, file_sha256(path), len(entries), answers)

@@ -20,6 +20,19 @@ class UserError(Exception):
     """Bad input from the user: a config, a dataset, a checkpoint, a path. The message says what and how to fix it."""
 
 
+def not_there(path, noun: str, directory: bool) -> str:
+    """'<noun> <path> does not exist', or, when the path is there but of the other kind, says so ('is a directory,
+    not a file' / 'is a file, not a directory')."""
+    from pathlib import Path
+
+    path = Path(path)
+    if directory and path.exists() and not path.is_dir():
+        return f"{noun} {path} is a file, not a directory"
+    if not directory and path.is_dir():
+        return f"{noun} {path} is a directory, not a file"
+    return f"{noun} {path} does not exist"
+
+
 def did_you_mean(value: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' when a close match exists, else ''."""
     close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.5)

@@ -5,6 +5,7 @@ import gc
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,8 @@ def prepare(cfg: RunConfig, world_size: int) -> Prepared:
     return Prepared(cfg, benchmark, dataset, spec, placement, run_dir)
 
 
+# Below this much free space a run's unreadable log is blamed on the full disk.
+FULL_DISK_BYTES = 64 * 2**20
 # A backend's stop gets this long when a signal ends the run; discarding the staging directory comes after it.
 STOP_BACKENDS_S = 1.0
 
@@ -193,7 +196,7 @@ def _drive_staged(prepared: Prepared, remote: bool, staged: StagedDir, cleanups:
                 engines.append(stats)
         lg.DestroyQSL(qsl)
         lg.DestroySUT(sut)
-    result = _result(cfg, benchmark, answers, staged.path, seeds)
+    result = _result(cfg, benchmark, answers, staged, seeds)
     result["placement"] = prepared.placement.describe()
     combine = getattr(backend_class(cfg.backend.name), "combine_stats", None)
     if engines and combine is not None:
@@ -204,7 +207,21 @@ def _drive_staged(prepared: Prepared, remote: bool, staged: StagedDir, cleanups:
     return run_dir
 
 
-def _result(cfg: RunConfig, benchmark: Benchmark, answers: Answers, directory: Path, seeds: list[str]) -> dict:
+def _detail(staged: StagedDir) -> dict:
+    """Loadgen's detail log of the run, summarized; a damaged one is named by the run it belongs to, and blamed on a
+    full disk when the disk is full."""
+    try:
+        return summarize(read_detail_log(staged.path / "mlperf_log_detail.txt"))
+    except UserError as error:
+        free = shutil.disk_usage(staged.path).free
+        if free < FULL_DISK_BYTES:
+            raise UserError(f"the disk holding {staged.final} is full ({free / 2**20:.1f} MiB free), so loadgen could "
+                            "not write its logs; free space there (or choose another runs_root= or output_dir=) and "
+                            "run again") from None
+        raise UserError(str(error).replace(str(staged.path), str(staged.final))) from None  # no hidden path
+
+
+def _result(cfg: RunConfig, benchmark: Benchmark, answers: Answers, staged: StagedDir, seeds: list[str]) -> dict:
     result: dict = {
         "benchmark": benchmark.name,
         "loadgen_model": benchmark.loadgen_model(cfg.scenario.name),
@@ -219,7 +236,7 @@ def _result(cfg: RunConfig, benchmark: Benchmark, answers: Answers, directory: P
         "output_tokens": answers.output_tokens,
     }
     if cfg.mode is Mode.performance:
-        result.update(summarize(read_detail_log(directory / "mlperf_log_detail.txt")))
+        result.update(_detail(staged))
     reasons = noncompliance(cfg) + [f"loadgen's {mismatch}" for mismatch in seeds]
     if cfg.loadgen.compliance_test is not None:
         reasons = [r for r in reasons if not r.startswith("loadgen=")]  # the audit config sets the durations

@@ -23,7 +23,7 @@ from evaluation.test06 import TEST06_DIR, VERIFY_FILE
 from llmkit.benchmarks import Scenario, get_benchmark
 from llmkit.config.schema import Division, Mode, RunConfig, SubmissionConfig
 from llmkit.config.validate import SINGLE_NAME
-from llmkit.errors import UserError
+from llmkit.errors import UserError, not_there
 from llmkit.rounds import get_round
 from llmkit.rundir import StagedDir, write_atomic
 
@@ -50,7 +50,7 @@ class Slot:
 def _result(run_dir: Path) -> dict:
     path = run_dir / "result.json"
     if not run_dir.is_dir():
-        raise UserError(f"run directory {run_dir} does not exist; list existing runs in submission.runs=")
+        raise UserError(f"{not_there(run_dir, 'run directory', directory=True)}; list existing runs in submission.runs=")
     if not path.is_file():
         raise UserError(f"{run_dir} has no result.json, so it is not a finished llmkit run")
     return json.loads(path.read_text())
@@ -63,7 +63,8 @@ def collect(submission: SubmissionConfig) -> dict[tuple[str, str], Slot]:
     if submission.pipeline_dir:
         pipeline = Path(submission.pipeline_dir)
         if not pipeline.is_dir():
-            raise UserError(f"pipeline directory {pipeline} does not exist; pass submission.pipeline_dir= of a pipeline")
+            raise UserError(f"{not_there(pipeline, 'pipeline directory', directory=True)}; pass submission.pipeline_dir= of a "
+                            "pipeline")
         runs += sorted(p for p in pipeline.iterdir() if (p / "result.json").is_file())
     if not runs:
         raise UserError("nothing to package: pass submission.runs=[dir,...] or submission.pipeline_dir=DIR")

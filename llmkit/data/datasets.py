@@ -12,7 +12,7 @@ import pandas as pd
 
 from llmkit.benchmarks import BENCHMARKS, Benchmark
 from llmkit.config.schema import DatasetConfig, DatasetSource, DatasetSplit
-from llmkit.errors import UserError
+from llmkit.errors import UserError, not_there
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def _check_pickle_is_safe(path: Path, expected_md5: str | None, trusted: bool) -
 
 def read_frame(path: Path, *, expected_md5: str | None = None, trusted: bool = False) -> pd.DataFrame:
     if not path.is_file():
-        raise UserError(f"dataset file {path} does not exist; pass dataset.path= pointing at the file")
+        raise UserError(f"{not_there(path, 'dataset file', directory=False)}; pass dataset.path= pointing at the file")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise UserError(f"cannot read {path}: use a .pkl, .parquet or .jsonl file in the official schema")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from llmkit.benchmarks import Benchmark
 from llmkit.config.schema import ModelConfig
-from llmkit.errors import UserError
+from llmkit.errors import UserError, not_there
 
 SUPPORTED_ARCHITECTURES = ("MixtralForCausalLM", "LlamaForCausalLM")
 
@@ -22,7 +22,8 @@ class CheckpointInfo:
 def read_config_json(path: Path) -> dict:
     config_file = path / "config.json"
     if not path.is_dir():
-        raise UserError(f"checkpoint directory {path} does not exist; pass model.path= pointing at it")
+        raise UserError(f"{not_there(path, 'checkpoint directory', directory=True)}; pass model.path= pointing at "
+                        "it")
     if not config_file.is_file():
         raise UserError(f"{path} has no config.json, so it is not a Hugging Face checkpoint; point model.path= at one")
     try:

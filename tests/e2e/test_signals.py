@@ -146,3 +146,42 @@ def test_clean_removes_only_the_staging_directories_of_gone_processes(tmp_path):
     assert "unknown (made on another-node)" in cleaned.stdout
     missing = subprocess.run([str(BIN / "llmkit"), "clean", str(tmp_path / "nothing")], capture_output=True, text=True)
     assert missing.returncode == 2 and "is not a directory" in missing.stderr
+
+
+def test_a_full_disk_is_named_and_leaves_nothing(quick, tmp_path):
+    """A run whose disk fills up (a 40 KiB tmpfs) says so in one line, and leaves no half run behind."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the full-disk test (it mounts a tmpfs, as root)")
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "small"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(disk)], check=True)
+    try:
+        overrides = [o for o in quick if not o.startswith("runs_root=")]
+        result = subprocess.run([str(BIN / "llmkit"), "run", *overrides, "backend=replay", f"runs_root={disk}",
+                                 f"output_dir={disk / 'run'}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert lines[-1].startswith(f"llmkit: error: the disk holding {disk / 'run'} is full"), lines[-1]
+        assert "Traceback" not in result.stderr
+        assert not list(disk.iterdir())
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_3x_server_overload_completes_invalid(quick, tmp_path):
+    """Three times what the engine can serve: the run ends (nothing hangs or is dropped) and loadgen says INVALID."""
+    import json
+
+    out = tmp_path / "overload"
+    overrides = [o for o in quick if not o.startswith("loadgen.")]
+    # 2 slots x 8 tokens at 5 ms each: ~50 queries/s; asked for 150/s over 3 s.
+    result = subprocess.run([str(BIN / "llmkit"), "run", *overrides, "backend=replay", "backend.max_batch_size=2",
+                             "backend.ttft_ms=5", "backend.tpot_ms=5", "scenario=server", "scenario.target_qps=150",
+                             "loadgen.min_duration_ms=3000", "loadgen.min_query_count=1", f"output_dir={out}"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((out / "result.json").read_text())
+    assert summary["validity"] == "INVALID" and summary["ttft_p99_ms"] > 2000
+    assert summary["sample_count"] >= 450  # every query issued was answered
