@@ -67,6 +67,9 @@ def scorers_for(benchmark: str) -> list[Scorer]:
 
 # ---- ROUGE -----------------------------------------------------------------------------------------------------
 
+ROUGE_CHUNK = 250
+
+
 def _rouge_chunk(args: tuple[list[str], list[str], tuple[str, ...]]) -> list[dict[str, float]]:
     from rouge_score import rouge_scorer
 
@@ -77,15 +80,25 @@ def _rouge_chunk(args: tuple[list[str], list[str], tuple[str, ...]]) -> list[dic
 
 def rouge_fmeasures(preds: list[str], refs: list[str], types: tuple[str, ...], workers: int) -> dict[str, list[float]]:
     """Per-sample ROUGE F-measures (rouge_score with stemming, target first as `evaluate` calls it)."""
-    chunk = max(1, -(-len(preds) // max(1, workers * 4)))
+    from tqdm import tqdm
+
+    # Chunks small enough that the progress bar moves (a 15000-sample log takes minutes), large enough to amortize.
+    chunk = max(1, min(-(-len(preds) // max(1, workers * 4)), ROUGE_CHUNK))
     jobs = [(preds[i:i + chunk], refs[i:i + chunk], types) for i in range(0, len(preds), chunk)]
+    progress = tqdm(total=len(preds), desc="ROUGE", unit="sample", mininterval=1.0, disable=len(preds) < ROUGE_CHUNK)
+    parts = []
     if workers > 1 and len(jobs) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers) as pool:
-            parts = list(pool.map(_rouge_chunk, jobs))
+            for part in pool.map(_rouge_chunk, jobs):
+                parts.append(part)
+                progress.update(len(part))
     else:
-        parts = [_rouge_chunk(job) for job in jobs]
+        for job in jobs:
+            parts.append(_rouge_chunk(job))
+            progress.update(len(parts[-1]))
+    progress.close()
     rows = [r for part in parts for r in part]
     return {t: [r[t] for r in rows] for t in types}
 

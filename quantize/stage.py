@@ -90,13 +90,21 @@ def quantize(cfg: RunConfig) -> Path:
     device = resolve_device(settings.device, PrecisionName.nvfp4 in formats)
     passthrough = precision.name is PrecisionName.bf16
     given = Path(settings.calibration_dir) if settings.calibration_dir else None
-    given_manifest = check_calibration_set(given, benchmark, checkpoint.path) if given else {}
-    # Before anything is written: the given set's longest prompt, else the longest a prompt may be.
-    prompt_length = given_manifest.get("max_length_seen") or cfg.calibration.max_length or benchmark.max_input_len
-    memory = preflight(shape, precision, settings.load_dtype, settings.export_dtype, device == "cuda",
-                       cfg.calibration.batch_size, prompt_length, cfg.model.name)
-    calibration_dir = given if given or passthrough else calibrate(cfg)  # tokenizing: seconds, reused across recipes
+    if given:
+        check_calibration_set(given, benchmark, checkpoint.path)
+
+    def fits(prompt_length: int, show: bool = True) -> dict:
+        return preflight(shape, precision, settings.load_dtype, settings.export_dtype, device == "cuda",
+                         cfg.calibration.batch_size, prompt_length, cfg.model.name, show)
+
+    # Before anything is written: what no calibration set can shrink (the weights, at the shortest prompt).
+    fits(1, show=False)
+    # Then the calibration set (tokenizing: seconds, a keyed artifact reused across recipes), so the activations are
+    # sized by its longest prompt, not by the longest a prompt may be (20000 tokens for llama3.1-405b, where the
+    # sample's are a few hundred).
+    calibration_dir = given if given or passthrough else calibrate(cfg)
     calibration = read_manifest(calibration_dir) if calibration_dir else {}
+    memory = fits(calibration.get("max_length_seen") or cfg.calibration.max_length or benchmark.max_input_len)
 
     inputs = {
         "benchmark": benchmark.name,

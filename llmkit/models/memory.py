@@ -88,8 +88,9 @@ def _fix(on_gpu: bool, weights_do_not_fit: bool, memory: str) -> str:
 
 
 def preflight(shape: ModelShape, precision: PrecisionConfig, load_dtype: DType, export_dtype: DType, on_gpu: bool,
-              batch_size: int, prompt_length: int, model_name: str) -> dict:
-    """Print the estimate; refuse (UserError) when the machine cannot hold it. Returns the figures."""
+              batch_size: int, prompt_length: int, model_name: str, show: bool = True) -> dict:
+    """Print the estimate (unless `show` is False); refuse (UserError) when the machine cannot hold it. Returns the
+    figures."""
     needs = estimate(shape, precision, load_dtype, export_dtype, on_gpu, batch_size, prompt_length)
     host_need = MARGIN * sum(n.host_bytes for n in needs)
     gpu_need = MARGIN * sum(n.gpu_bytes for n in needs)
@@ -103,7 +104,8 @@ def preflight(shape: ModelShape, precision: PrecisionConfig, load_dtype: DType, 
         table.add_row(need.what, _gib(need.host_bytes), _gib(need.gpu_bytes) if on_gpu else "-")
     table.add_row(f"total (+{MARGIN - 1:.0%} margin)", _gib(host_need), _gib(gpu_need) if on_gpu else "-")
     table.add_row("free on this machine", _gib(host_free), _gib(gpu_free) if on_gpu else "-")
-    Console(stderr=True).print(table)
+    if show:
+        Console(stderr=True).print(table)
     # What no batch size can shrink: the weights, and the quantized copy the export assembles.
     host_fixed = MARGIN * sum(n.host_bytes for n in needs if n.what in ("weights", "export"))
     gpu_fixed = MARGIN * sum(n.gpu_bytes for n in needs if n.what == "weights")
