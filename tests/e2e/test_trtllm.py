@@ -154,7 +154,7 @@ def test_leader_placement_under_mpirun_serves_one_instance_per_rank(root, hf_ans
         ("LLMKIT_", "PYTHONPATH", "PATH")) for i in ("-x", k)], "-np", "3", sys.executable, "-m", "sut",
         "backend=trtllm", "backend.placement=leader", *MIXTRAL, "system.dp=2", "mode=accuracy", *FAST,
         f"artifacts_root={root}", f"runs_root={out.parent}", "max_new_tokens=32", f"output_dir={out}", env=env,
-        timeout=120)
+        timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "result.json").read_text())
     assert summary["placement"]["instances"] == [{"index": 0, "ranks": [1], "devices": ["cuda:0"]},
