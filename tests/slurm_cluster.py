@@ -218,7 +218,15 @@ def start_cluster(directory: Path, nodes: tuple[str, ...] = ("n1",), partition: 
         cluster.processes.append(subprocess.Popen(["slurmctld", "-D", "-i", "-f", str(conf)], env=env,
                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for name in nodes:
-            cluster.processes.append(subprocess.Popen(["slurmd", "-D", "-N", name, "-f", str(conf)], env=env,
+            # One configuration directory per emulated node: slurm.conf the same, mpi.conf giving the node a PMIx
+            # client directory of its own (on one host, both would make /tmp/spmix_appdir_<uid>_<job>.<step>, and
+            # the second node's step fails with "File exists").
+            node_conf = directory / f"conf-{name}" / "slurm.conf"
+            node_conf.parent.mkdir(exist_ok=True)
+            node_conf.write_text(conf.read_text())
+            (directory / f"pmix-{name}").mkdir(exist_ok=True)
+            (node_conf.parent / "mpi.conf").write_text(f"PMIxCliTmpDirBase={directory / f'pmix-{name}'}\n")
+            cluster.processes.append(subprocess.Popen(["slurmd", "-D", "-N", name, "-f", str(node_conf)], env=env,
                                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
         def nodes_idle() -> bool:

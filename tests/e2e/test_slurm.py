@@ -20,6 +20,8 @@ from slurm_cluster import install_reason, start_cluster
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 QUIET = {"HYDRA_FULL_ERROR": ""}
+# Two slurmd on this host emulate a two-node cluster (tests/slurm_cluster.py gives each its own PMIx directory).
+NODES = ("n1", "n2")
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def cluster(tmp_path_factory):
         pytest.skip(reason)
     # Not under pytest's own temporary root, which only root may enter: munged runs as the munge user.
     directory = Path(tempfile.mkdtemp(prefix="llmkit-slurm-"))
-    started = start_cluster(directory)
+    started = start_cluster(directory, nodes=NODES)
     yield started
     started.stop()
     shutil.rmtree(directory, ignore_errors=True)
@@ -187,3 +189,24 @@ def test_multi_node_script_launches_one_rank_per_node_plus_loadgen(slurm_env, qu
         "--container-workdir=/work python -m sut ") for line in sut)
     package = [line for line in text.splitlines() if "evaluation package" in line]
     assert package[0].startswith("srun --ntasks=1 --nodes=1 --container-image=")
+
+
+def test_the_sut_spans_two_nodes_one_worker_rank_per_node(slurm_env, quick, tmp_path):
+    """The kit's multi-node launch for real: `srun -N 2 -n 3` gives one MPI world over both emulated nodes (ranks 0
+    and 1 on n1, rank 2 on n2): loadgen on rank 0, an instance on each worker rank."""
+    hello = run_cli("srun", "--mpi=pmix", "-N", "2", "-n", "3", sys.executable, "-c",
+                    "import os; from mpi4py import MPI; c = MPI.COMM_WORLD; "
+                    "print(c.Get_rank(), c.Get_size(), os.environ['SLURMD_NODENAME'])", env=slurm_env, timeout=120)
+    assert hello.returncode == 0, hello.stderr[-2000:]
+    assert sorted(hello.stdout.split("\n")[:-1]) == ["0 3 n1", "1 3 n1", "2 3 n2"]
+    out = tmp_path / "two-nodes"
+    overrides = [o for o in quick if not o.startswith("loadgen.")]
+    result = run_cli("srun", "--mpi=pmix", "-N", "2", "-n", "3", sys.executable, "-m", "sut", *overrides,
+                     "system=h200x8", "system.nodes=2", "system.dp=2", "system.tp=1", "system.pp=1", "backend=replay",
+                     "benchmark=llama3.1-405b", "model=tiny-llama3", "loadgen.min_duration_ms=0",
+                     "loadgen.min_query_count=9", f"output_dir={out}", env=slurm_env, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "result.json").read_text())
+    assert summary["placement"]["world_size"] == 3
+    assert [i["ranks"] for i in summary["placement"]["instances"]] == [[1], [2]]
+    assert summary["sample_count"] >= 9 and "[rank 2]" in result.stderr
