@@ -69,7 +69,22 @@ CASES = [
     ("validate a bad value", ["validate", "system=h200x9"], "did you mean 'h200x8'"),
     ("unknown command", ["rnu"], "did you mean 'run'"),
     ("unknown benchmark script", ["bench", "harnes"], "did you mean 'harness'"),
+    ("clean a root that is not there", ["clean", "{tmp}/nothing"], "is not a directory"),
+    ("check a tree that is not there", ["check", "{tmp}/nothing"], "{tmp}/nothing"),
 ]
+
+# Every Hydra command refuses an unknown option of every config group, and an unknown key of every settings group,
+# the same way: these are the commands a user types, not one shared code path taken on faith.
+HYDRA_COMMANDS = ["run", "pipeline", "calibrate", "quantize", "build", "plan", "test06", "slurm", "doctor",
+                  "validate"]
+GROUPS = ["benchmark", "model", "dataset", "scenario", "system", "backend", "loadgen", "precision"]
+SETTINGS = ["system", "backend", "loadgen", "scenario", "dataset", "model", "evaluation", "submission", "calibration",
+            "quantize", "build", "build.flags", "plan", "slurm", "containers"]
+CASES += [(f"{command}: unknown {group}", [command, f"{group}=zzz"], f"'zzz' is not a {group} config; choose {group}=")
+          for command in HYDRA_COMMANDS for group in GROUPS]
+CASES += [(f"{command}: unknown key under {settings}", [command, f"{settings}.zzz=1"],
+           f"unknown config key '{settings}.zzz'")
+          for command in ("run", "quantize", "build", "slurm", "doctor") for settings in SETTINGS]
 
 
 @pytest.fixture
@@ -94,10 +109,10 @@ def _tree(root: Path) -> dict[str, int]:
 def test_bad_input_is_one_sentence_and_exit_2_with_nothing_written(words, said, place, artifacts, tmp_path):
     before = _tree(place)
     args = [w.replace("{tmp}", str(place)) for w in words]
-    stage = args[0] not in ("rnu", "bench")
-    extra = [f"artifacts_root={artifacts}", f"runs_root={place / 'runs'}"] if stage and not any(
-        a.startswith(("artifacts_root=", "runs_root=")) for a in args) and args[0] not in ("evaluate", "test06",
-                                                                                             "package") else []
+    # The roots go to the commands that take them (not to evaluate, verify or package, which refuse them).
+    takes_roots = args[0] in HYDRA_COMMANDS and args[:2] != ["test06", "verify"]
+    extra = [f"artifacts_root={artifacts}", f"runs_root={place / 'runs'}"] if takes_roots and not any(
+        a.startswith(("artifacts_root=", "runs_root=")) for a in args) else []
     result = run_cli("llmkit", *args, *extra, timeout=120)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr[-2000:]
