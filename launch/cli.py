@@ -12,6 +12,7 @@ import sys
 
 from launch.commands import BY_NAME, COMMANDS, Command
 from llmkit.errors import did_you_mean
+from llmkit.interrupts import one_line_on_interrupt
 
 HELP = ("-h", "--help")
 
@@ -68,8 +69,5 @@ def main() -> None:
         raise SystemExit(0)
     module, function = command.target.split(":")
     sys.argv = [f"llmkit {command.name}", *stage_arguments(command, args)]
-    try:
-        getattr(importlib.import_module(module), function)()
-    except KeyboardInterrupt:  # Ctrl-C outside a run's own handling: one line, the shell's code for SIGINT
-        sys.stderr.write(f"\nllmkit: {command.name} interrupted (Ctrl-C); nothing half-written was put in place\n")
-        raise SystemExit(130) from None
+    # SIGTERM unwinds like Ctrl-C (llmkit.interrupts), so what a command cleans up on the way out is cleaned up.
+    one_line_on_interrupt(command.name, getattr(importlib.import_module(module), function))

@@ -114,3 +114,26 @@ def stop_on_signals() -> Iterator[Cleanups]:
         os.close(write_fd)  # the watcher's read returns empty and it ends
         watcher.join(1.0)
         os.close(read_fd)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so it unwinds as Ctrl-C does (cleanups in `finally` run)."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def one_line_on_interrupt(what: str, func: Callable[[], object]) -> object:
+    """Run `func` with SIGTERM unwinding like Ctrl-C (a run's own handling takes both while loadgen runs); either
+    ends the process with one line and 130 (Ctrl-C) or 143 (SIGTERM)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return func()
+    except KeyboardInterrupt as stop:
+        name, code = ("SIGTERM", exit_code(signal.SIGTERM)) if isinstance(stop, Terminated) else \
+            ("Ctrl-C", exit_code(signal.SIGINT))
+        sys.stderr.write(f"\nllmkit: {what} interrupted ({name}); nothing half-written was put in place\n")
+        sys.stderr.flush()
+        raise SystemExit(code) from None

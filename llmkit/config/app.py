@@ -13,6 +13,7 @@ from llmkit.config.schema import RunConfig
 from llmkit.config.sweeps import run_sweep, submitit_job
 from llmkit.config.validate import require_valid
 from llmkit.errors import UserError, exit_on_user_error
+from llmkit.interrupts import one_line_on_interrupt
 from llmkit.log import setup_logging
 
 HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
@@ -80,6 +81,11 @@ def hydra_app(task: Callable[[RunConfig], object], *, validate: Callable[[RunCon
 
     @exit_on_user_error
     def main() -> None:
+        name = sys.argv[0] if sys.argv and sys.argv[0].startswith("llmkit") else \
+            f"python -m {task.__module__.split('.')[0]}"
+        one_line_on_interrupt(name, run_main)
+
+    def run_main() -> None:
         setup_logging()
         overrides = _overrides(sys.argv[1:])
         check_overrides(overrides)

@@ -185,3 +185,23 @@ def test_a_3x_server_overload_completes_invalid(quick, tmp_path):
     summary = json.loads((out / "result.json").read_text())
     assert summary["validity"] == "INVALID" and summary["ttft_p99_ms"] > 2000
     assert summary["sample_count"] >= 450  # every query issued was answered
+
+
+def test_sigterm_to_a_pipeline_during_evaluation_leaves_no_sandbox_copy(quick, tmp_path):
+    """The evaluation step unwinds on SIGTERM as on Ctrl-C: the MBXP sandbox's copies are removed."""
+    import glob
+
+    before = set(glob.glob("/tmp/llmkit-mbxp-*"))
+    root = tmp_path / "runs" / "pipeline"
+    job = start_in_session(["pipeline", *quick, "backend=replay", "scenario.target_qps=20", f"output_dir={root}"],
+                           "pipeline step: Offline evaluation")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not set(glob.glob("/tmp/llmkit-mbxp-*")) - before:
+        time.sleep(0.05)
+    assert set(glob.glob("/tmp/llmkit-mbxp-*")) - before, "the evaluation never made its sandbox"
+    os.kill(job.pid, signal.SIGTERM)
+    assert job.stderr is not None
+    rest = job.stderr.read()
+    assert job.wait(timeout=60) == 143, rest[-2000:]
+    assert "python -m evaluation interrupted (SIGTERM)" in rest and "Traceback" not in rest
+    assert not set(glob.glob("/tmp/llmkit-mbxp-*")) - before
