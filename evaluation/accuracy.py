@@ -33,14 +33,26 @@ def run_config_of(run_dir: Path) -> RunConfig:
     return saved_run_config(path)
 
 
+def _evaluated(run_dir: Path) -> bool:
+    """Whether the run's verdict is in its result.json (the evaluation's last write)."""
+    result = run_dir / "result.json"
+    try:
+        return (run_dir / ACCURACY_TXT).exists() and "accuracy" in json.loads(result.read_text())
+    except (OSError, json.JSONDecodeError):
+        return (run_dir / ACCURACY_TXT).exists()
+
+
 def evaluate_run(cfg: RunConfig) -> dict:
     if not cfg.evaluation.run_dir:
         raise UserError("pass evaluation.run_dir=<a run directory made with mode=accuracy>")
     run_dir = Path(cfg.evaluation.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{not_there(run_dir, 'run directory', directory=True)}; pass evaluation.run_dir= of an accuracy run")
-    if (run_dir / ACCURACY_TXT).exists():
+    if _evaluated(run_dir):
         raise UserError(f"{run_dir / ACCURACY_TXT} exists and is never overwritten; this run is already evaluated")
+    if (run_dir / ACCURACY_TXT).exists():  # the verdict (written last) is missing: an evaluation that was cut short
+        log.warning("%s has no verdict in result.json: the evaluation that wrote it was cut short; evaluating again",
+                    run_dir / ACCURACY_TXT)
     run_cfg = run_config_of(run_dir)
     benchmark = get_benchmark(run_cfg.benchmark.name)
     dataset = load_dataset(run_cfg.dataset, benchmark)

@@ -93,15 +93,11 @@ def pipeline_steps(root: Path, user: list[str], evaluation: list[str], submissio
 
 def _finished(step: Step) -> bool:
     """Whether a resumed pipeline may skip the step. An evaluation is finished once its verdict is in result.json
-    (accuracy.txt comes first: one without the other is redone); a TEST06 run whose verification is missing is only
-    verified again."""
+    (accuracy.txt comes first: one without the other is redone)."""
     if step.leaves is None or not step.leaves.exists():
         return False
-    if step.leaves.name == "accuracy.txt":
-        result = step.leaves.with_name("result.json")
-        if "accuracy" not in json.loads(result.read_text()):
-            step.leaves.unlink()  # the pipeline's own half-written evaluation
-            return False
+    if step.leaves.name == "accuracy.txt":  # without its verdict, `llmkit evaluate` redoes it
+        return "accuracy" in json.loads(step.leaves.with_name("result.json").read_text())
     return True
 
 

@@ -174,3 +174,22 @@ def test_without_a_sandbox_mbxp_is_not_evaluated_and_the_verdict_incomplete(tmp_
     assert all(v["not_evaluated"] == v["problems"] for v in summary["mbxp_by_language"].values())
     # Everything else scores the reference answers as the reference would: full marks.
     assert summary["values"]["gsm8k"] == 100.0 and summary["values"]["rouge1"] == 100.0
+
+
+def test_an_evaluation_cut_short_is_done_again_and_a_finished_one_never(tmp_path):
+    """accuracy.txt without the verdict in result.json (the evaluation's last write) is a cut evaluation: evaluating
+    again completes it; once the verdict is there, the run is never evaluated over."""
+    frame = sample_frame(LLAMA3_1_405B)
+    tokenizer = load_tokenizer(bundled_tokenizer_file(LLAMA3_1_405B.tokenizer))
+    answer = tokenizer.encode("A short answer.") + [LLAMA3_1_405B.eos_id]
+    entries = [entry(i, index, answer) for i, index in enumerate(frame.index)]
+    run_dir = make_run(tmp_path, ["benchmark=llama3.1-405b", "model=tiny-llama3"], entries)
+    evaluate(run_dir)
+    with pytest.raises(UserError, match="this run is already evaluated"):
+        evaluate(run_dir)
+    result = json.loads((run_dir / "result.json").read_text())
+    del result["accuracy"]
+    (run_dir / "result.json").write_text(json.dumps(result))  # as if cut between accuracy.txt and the verdict
+    assert (run_dir / "accuracy.txt").exists()
+    evaluate(run_dir)
+    assert "accuracy" in json.loads((run_dir / "result.json").read_text())
