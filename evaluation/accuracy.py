@@ -50,9 +50,9 @@ def evaluate_run(cfg: RunConfig) -> dict:
         raise UserError(f"{not_there(run_dir, 'run directory', directory=True)}; pass evaluation.run_dir= of an accuracy run")
     if _evaluated(run_dir):
         raise UserError(f"{run_dir / ACCURACY_TXT} exists and is never overwritten; this run is already evaluated")
-    if (run_dir / ACCURACY_TXT).exists():  # the verdict (written last) is missing: an evaluation that was cut short
-        log.warning("%s has no verdict in result.json: the evaluation that wrote it was cut short; evaluating again",
-                    run_dir / ACCURACY_TXT)
+    if (run_dir / ACCURACY_TXT).exists():  # the verdict (written last) is missing
+        raise UserError(f"{run_dir / ACCURACY_TXT} exists but result.json has no verdict (an evaluation cut short?); "
+                        "it is never overwritten: move it aside and evaluate again")
     run_cfg = run_config_of(run_dir)
     benchmark = get_benchmark(run_cfg.benchmark.name)
     dataset = load_dataset(run_cfg.dataset, benchmark)

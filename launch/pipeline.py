@@ -93,11 +93,13 @@ def pipeline_steps(root: Path, user: list[str], evaluation: list[str], submissio
 
 def _finished(step: Step) -> bool:
     """Whether a resumed pipeline may skip the step. An evaluation is finished once its verdict is in result.json
-    (accuracy.txt comes first: one without the other is redone)."""
+    (accuracy.txt comes first: one without the other is the pipeline's own cut evaluation, done again)."""
     if step.leaves is None or not step.leaves.exists():
         return False
-    if step.leaves.name == "accuracy.txt":  # without its verdict, `llmkit evaluate` redoes it
-        return "accuracy" in json.loads(step.leaves.with_name("result.json").read_text())
+    if step.leaves.name == "accuracy.txt" and "accuracy" not in json.loads(
+            step.leaves.with_name("result.json").read_text()):
+        step.leaves.unlink()  # the pipeline's own evaluation, cut short before its verdict: done again
+        return False
     return True
 
 

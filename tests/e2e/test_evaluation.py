@@ -176,9 +176,9 @@ def test_without_a_sandbox_mbxp_is_not_evaluated_and_the_verdict_incomplete(tmp_
     assert summary["values"]["gsm8k"] == 100.0 and summary["values"]["rouge1"] == 100.0
 
 
-def test_an_evaluation_cut_short_is_done_again_and_a_finished_one_never(tmp_path):
-    """accuracy.txt without the verdict in result.json (the evaluation's last write) is a cut evaluation: evaluating
-    again completes it; once the verdict is there, the run is never evaluated over."""
+def test_an_evaluation_cut_short_is_named_and_its_file_kept(tmp_path):
+    """accuracy.txt without the verdict in result.json (the evaluation's last write): the run is not called
+    evaluated, and the file is never overwritten; moved aside, the run is evaluated."""
     frame = sample_frame(LLAMA3_1_405B)
     tokenizer = load_tokenizer(bundled_tokenizer_file(LLAMA3_1_405B.tokenizer))
     answer = tokenizer.encode("A short answer.") + [LLAMA3_1_405B.eos_id]
@@ -190,6 +190,8 @@ def test_an_evaluation_cut_short_is_done_again_and_a_finished_one_never(tmp_path
     result = json.loads((run_dir / "result.json").read_text())
     del result["accuracy"]
     (run_dir / "result.json").write_text(json.dumps(result))  # as if cut between accuracy.txt and the verdict
-    assert (run_dir / "accuracy.txt").exists()
+    with pytest.raises(UserError, match="no verdict .* move it aside and evaluate again"):
+        evaluate(run_dir)
+    (run_dir / "accuracy.txt").rename(tmp_path / "accuracy.txt.cut")
     evaluate(run_dir)
     assert "accuracy" in json.loads((run_dir / "result.json").read_text())
