@@ -210,3 +210,14 @@ def test_the_sut_spans_two_nodes_one_worker_rank_per_node(slurm_env, quick, tmp_
     assert summary["placement"]["world_size"] == 3
     assert [i["ranks"] for i in summary["placement"]["instances"]] == [[1], [2]]
     assert summary["sample_count"] >= 9 and "[rank 2]" in result.stderr
+
+
+def test_a_build_stage_sweep_runs_as_slurm_jobs_too(slurm_env, artifacts, tmp_path):
+    """Every stage's sweep goes through the same launcher: `llmkit build -m` (a dry run: no GPU needed) as two jobs."""
+    result = llmkit("build", "-m", "hydra/launcher=slurm", "system=h100x8,h200x8", "benchmark=llama3.1-405b",
+                    "model=tiny-llama3", "build.dry_run=true", f"runs_root={tmp_path / 'runs'}",
+                    f"artifacts_root={artifacts}", env=slurm_env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    done = re.findall(r"^job (\d) \((system=h[12]00x8 .*)\): done$", result.stdout, re.M)
+    assert [job for job, _ in done] == ["0", "1"], result.stdout
+    assert len(list((tmp_path / "runs" / "sweeps").glob("*/.submitit/*_*/*_log.out"))) == 2
