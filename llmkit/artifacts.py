@@ -16,8 +16,8 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from llmkit.errors import UserError
-from llmkit.rundir import make_staging, unwritable
+from llmkit.errors import UserError, place_error
+from llmkit.rundir import make_staging
 
 # The override that rebuilds an artifact of each kind over an existing one (the old one is kept beside it).
 FORCE_KEYS = {"calibration": "calibration.force", "checkpoints": "quantize.force", "engines": "build.force"}
@@ -125,7 +125,7 @@ def build_or_reuse(root: Path, kind: str, inputs: dict, build: Callable[[Path], 
         try:
             staging.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise unwritable(final, error) from None
+            raise place_error(error, making=final) from None
     started = time.perf_counter()
     try:
         facts = build(staging)

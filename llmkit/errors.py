@@ -44,17 +44,25 @@ def did_you_mean(value: str, choices: Iterable[str]) -> str:
 PLACE_ERRNOS = {errno.ENOTDIR: "a path above it is a file, not a directory", errno.EROFS: "read-only filesystem",
                 errno.EACCES: "permission denied", errno.EPERM: "permission denied",
                 errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded"}
+PLACE_KEYS = "the output_dir, runs_root or artifacts_root override that places it"
 
 
-def place_error(error: OSError) -> UserError | None:
-    """The one sentence for an OSError caused by where the kit was told to write, else None."""
+def place_error(error: OSError, making=None) -> UserError | None:
+    """The one sentence for an OSError caused by where the kit was told to write, else None. `making`: the directory
+    being made when it happened (a staging directory): then every OSError is the place's, and a file in the way is
+    named."""
     why = PLACE_ERRNOS.get(error.errno or 0)
+    if making is not None:
+        if isinstance(error, (FileExistsError, NotADirectoryError)) and error.filename:
+            why = f"{error.filename} is a file, not a directory"
+        else:
+            why = f"{error.strerror or error}" + (f" at {error.filename}" if error.filename else "")
+        return UserError(f"cannot write {making} ({why}); choose a directory you can write ({PLACE_KEYS})")
     if why is None:
         return None
     fix = "free space there or choose another place" if error.errno in (errno.ENOSPC, errno.EDQUOT) else \
         "choose a place you can write"
-    return UserError(f"cannot write {error.filename or 'the output'} ({why}); {fix} (the output_dir, runs_root or "
-                     "artifacts_root override that places it)")
+    return UserError(f"cannot write {error.filename or 'the output'} ({why}); {fix} ({PLACE_KEYS})")
 
 
 def exit_on_user_error(func: F) -> F:

@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from llmkit.errors import UserError
+from llmkit.errors import UserError, place_error
 
 # A directory holding any of these already holds a run.
 RUN_MARKERS = ("result.json", "mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json")
@@ -41,17 +41,6 @@ def refuse_existing_run(path: Path) -> None:
         raise UserError(f"{path} is not empty; choose an output_dir= that does not exist yet or is empty")
 
 
-def unwritable(path: Path, error: OSError) -> UserError:
-    """The one sentence for a directory that cannot be made or written (a file in the way, a read-only or full
-    filesystem, no permission)."""
-    if isinstance(error, (FileExistsError, NotADirectoryError)) and error.filename:
-        why = f"{error.filename} is a file, not a directory"
-    else:
-        why = f"{error.strerror or error}" + (f" at {error.filename}" if error.filename else "")
-    return UserError(f"cannot write {path} ({why}); choose a directory you can write (the output_dir, runs_root or "
-                     "artifacts_root override that places it)")
-
-
 # A staging directory's name says which process made it (`.NAME.staging-PID@HOST-XXXXXXXX`), so `llmkit clean` can
 # tell one whose process is gone (killed outright, the machine lost) from one still being written.
 STAGING_NAME = re.compile(r"^\..+\.staging-(?:(?P<pid>\d+)@(?P<host>[^/]+)-)?[^-]+$")
@@ -63,7 +52,7 @@ def make_staging(final: Path, prefix: str) -> Path:
         final.parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}@{socket.gethostname()}-", dir=final.parent))
     except OSError as error:
-        raise unwritable(final, error) from None
+        raise place_error(error, making=final) from None
 
 
 class StagedDir:
