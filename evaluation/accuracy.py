@@ -33,7 +33,7 @@ def run_config_of(run_dir: Path) -> RunConfig:
     return saved_run_config(path)
 
 
-def _evaluated(run_dir: Path) -> bool:
+def evaluated(run_dir: Path) -> bool:
     """Whether the run's verdict is in its result.json (the evaluation's last write)."""
     result = run_dir / "result.json"
     try:
@@ -48,7 +48,7 @@ def evaluate_run(cfg: RunConfig) -> dict:
     run_dir = Path(cfg.evaluation.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{not_there(run_dir, 'run directory', directory=True)}; pass evaluation.run_dir= of an accuracy run")
-    if _evaluated(run_dir):
+    if evaluated(run_dir):
         raise UserError(f"{run_dir / ACCURACY_TXT} exists and is never overwritten; this run is already evaluated")
     if (run_dir / ACCURACY_TXT).exists():  # the verdict (written last) is missing
         raise UserError(f"{run_dir / ACCURACY_TXT} exists but result.json has no verdict (an evaluation cut short?); "

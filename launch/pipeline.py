@@ -96,8 +96,9 @@ def _finished(step: Step) -> bool:
     (accuracy.txt comes first: one without the other is the pipeline's own cut evaluation, done again)."""
     if step.leaves is None or not step.leaves.exists():
         return False
-    if step.leaves.name == "accuracy.txt" and "accuracy" not in json.loads(
-            step.leaves.with_name("result.json").read_text()):
+    from evaluation.accuracy import evaluated  # the evaluation's own rule (imported only when resuming)
+
+    if step.leaves.name == "accuracy.txt" and not evaluated(step.leaves.parent):
         step.leaves.unlink()  # the pipeline's own evaluation, cut short before its verdict: done again
         return False
     return True
