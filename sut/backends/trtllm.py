@@ -264,8 +264,7 @@ class TrtllmBackend:
         return self._pending
 
     def stats(self) -> dict[str, object] | None:
-        stats = delivery_stats(self.spec.instance, getattr(self, "_deliveries", None), self.first_submit)
-        return stats | self.samples.summary()
+        return delivery_stats(self.spec.instance, getattr(self, "_deliveries", None), self.first_submit, self.samples)
 
     def stop(self) -> None:
         """Cancel what is outstanding, stop polling, shut the Executor down (idempotent; also on Ctrl-C)."""

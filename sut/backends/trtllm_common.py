@@ -132,11 +132,13 @@ def stalled_message(quiet_s: float, pending: int, waiting: list[int], timeout_s:
             f"(requests {shown}); backend.stall_timeout_s={timeout_s:g}")
 
 
-def delivery_stats(instance: int, deliveries: Deliveries | None, first_submit: float | None) -> dict[str, object]:
-    """An instance's own figures for result.json (combine_stats merges them over instances)."""
+def delivery_stats(instance: int, deliveries: Deliveries | None, first_submit: float | None,
+                   samples: IterationSamples) -> dict[str, object]:
+    """An instance's own figures for result.json, its sampled iteration stats included (combine_stats merges them
+    over instances)."""
     return {"instance": instance, "tokens": deliveries.tokens if deliveries else 0,
             "requests": deliveries.requests if deliveries else 0, "first_submit": first_submit,
-            "last_final": deliveries.last_final if deliveries else None}
+            "last_final": deliveries.last_final if deliveries else None} | samples.summary()
 
 
 class IterationSamples:

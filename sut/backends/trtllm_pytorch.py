@@ -124,8 +124,7 @@ class TrtllmPytorchBackend:
         return self._pending
 
     def stats(self) -> dict[str, object] | None:
-        stats = delivery_stats(self.spec.instance, getattr(self, "_deliveries", None), self.first_submit)
-        return stats | self.samples.summary()
+        return delivery_stats(self.spec.instance, getattr(self, "_deliveries", None), self.first_submit, self.samples)
 
     def stop(self) -> None:
         """Abort what is outstanding, stop the loop, shut the LLM down (idempotent; also on Ctrl-C)."""
