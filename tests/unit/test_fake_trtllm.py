@@ -73,7 +73,8 @@ def model(hf):
 @pytest.fixture
 def executors(trt, engine, monkeypatch):
     """Make executors on the test engine (block reuse off unless asked); all are shut down after the test."""
-    for name in ("MODE", "ERROR_ON", "STALL_AFTER", "DIE_AFTER", "DIE_MODE", "TTFT_MS", "TPOT_MS", "OUTPUT_LEN"):
+    for name in ("MODE", "ERROR_ON", "STALL_AFTER", "DIE_AFTER", "DIE_MODE", "TTFT_MS", "TPOT_MS", "OUTPUT_LEN",
+                 "ENGINE"):
         monkeypatch.delenv(f"LLMKIT_FAKE_TRTLLM_{name}", raising=False)
     made = []
 
@@ -341,7 +342,9 @@ while True:
     assert "executor worker died" in done.stderr
 
 
-def test_replay_mode_answers_at_the_configured_pace(trt, executors, monkeypatch):
+@pytest.mark.parametrize("engine_place", ["thread", "process"])
+def test_replay_mode_answers_at_the_configured_pace(trt, executors, monkeypatch, engine_place):
+    monkeypatch.setenv("LLMKIT_FAKE_TRTLLM_ENGINE", engine_place)
     monkeypatch.setenv("LLMKIT_FAKE_TRTLLM_MODE", "replay")
     monkeypatch.setenv("LLMKIT_FAKE_TRTLLM_TTFT_MS", "80")
     monkeypatch.setenv("LLMKIT_FAKE_TRTLLM_TPOT_MS", "10")
@@ -358,6 +361,41 @@ def test_replay_mode_answers_at_the_configured_pace(trt, executors, monkeypatch)
     assert len(tokens) == 3 and EOS not in tokens and got[ids[0]][-1].result.finish_reasons == [trt.FinishReason.END_ID]
     short = got[ids[1]][-1].result
     assert short.output_token_ids[0] == tokens[:2] and short.finish_reasons == [trt.FinishReason.LENGTH]
+
+
+def test_replay_loop_in_a_child_process(trt, executors, monkeypatch):
+    """ENGINE=process: the same answers, cancels, injected errors and stats; a dead loop process is named."""
+    monkeypatch.setenv("LLMKIT_FAKE_TRTLLM_MODE", "replay")
+    monkeypatch.setenv("LLMKIT_FAKE_TRTLLM_TPOT_MS", "5")
+    answers = {}
+    for place in ("thread", "process"):
+        monkeypatch.setenv("LLMKIT_FAKE_TRTLLM_ENGINE", place)
+        executor = executors()
+        ids = executor.enqueue_requests([request(trt, p, 6, streaming=True, end_id=EOS) for p in prompts(3)])
+        got = collect(executor, ids)
+        answers[place] = [sum((r.result.output_token_ids[0] for r in got[i]), []) for i in ids]
+    assert answers["process"] == answers["thread"] and all(len(a) == 6 for a in answers["process"])
+    assert executor._engine.__class__.__name__ == "RemoteEngine"
+    stats, deadline = [], time.monotonic() + 5  # the child sends its stats every 50 ms
+    while time.monotonic() < deadline and not any(s["numActiveRequests"] == 3 for s in stats):
+        stats += [json.loads(s.to_json_str()) for s in executor.get_latest_iteration_stats()]
+        time.sleep(0.02)
+    assert max(s["numActiveRequests"] for s in stats) == 3
+    [rid] = executor.enqueue_requests([request(trt, [5, 6, 7], 500, streaming=True)])
+    executor.cancel_request(rid)
+    assert collect(executor, [rid])[rid][-1].result.finish_reasons == [trt.FinishReason.CANCELLED]
+    monkeypatch.setenv("LLMKIT_FAKE_TRTLLM_ERROR_ON", "2")
+    faulty = executors()
+    ids = faulty.enqueue_requests([request(trt, p, 3) for p in prompts(2)])
+    got = collect(faulty, ids)
+    assert [got[i][-1].has_error() for i in ids] == [False, True]
+    faulty._engine._proc.kill()
+    with pytest.raises(RuntimeError, match="executor worker died"):
+        for _ in range(100):
+            faulty.await_responses(0.05)
+    monkeypatch.setenv("LLMKIT_FAKE_TRTLLM_MODE", "model")
+    with pytest.raises(ValueError, match="ENGINE=process runs only the replay loop"):
+        executors()
 
 
 # packaging and the LLM API -----------------------------------------------------------------------------------

@@ -75,6 +75,8 @@ class GreedyGenerator:
 
         self.batch = ContinuousBatch(load_model(checkpoint, "float32", device), torch.device(device))
 
+    iteration_s = 0.0  # every pass of the loop is one iteration
+
     def ready(self, active, now: float) -> bool:
         return bool(active)
 
@@ -112,6 +114,9 @@ class ReplayGenerator:
 
     def __init__(self, settings: Settings, vocab_size: int):
         self.settings, self.vocab = settings, vocab_size
+        # A real engine iterates once per TPOT for its whole batch; this loop wakes for each token due (far more
+        # often), so its iteration stats are recorded at most once per TPOT, the rate a real engine's come at.
+        self.iteration_s = settings.tpot_s
         self._due: list[tuple[float, int, Job]] = []
         self._order = itertools.count()
 
@@ -177,6 +182,8 @@ class Engine:
         self.dead: str | None = None
         self._stats: deque[dict] = deque(maxlen=max(iter_stats_max, 0) or None)
         self._iter = 0
+        self._unrecorded = [0, 0]  # admitted, completed in passes not yet recorded
+        self._recorded_at = -math.inf
         self._kv = {"allocTotalBlocks": 0, "allocNewBlocks": 0, "reusedBlocks": 0, "missedBlocks": 0}
         self._stored_blocks: set[tuple[int, ...]] = set()
         self._thread = threading.Thread(target=self._run, name=f"fake-trtllm-{name}", daemon=True)
@@ -407,6 +414,13 @@ class Engine:
         self._kv["allocNewBlocks"] += blocks - reused
 
     def _record(self, start: float, admitted: int, generating: int, completed: int) -> None:
+        admitted += self._unrecorded[0]
+        completed += self._unrecorded[1]
+        now = time.perf_counter()
+        if now - self._recorded_at < self.generator.iteration_s:
+            self._unrecorded = [admitted, completed]
+            return
+        self._unrecorded, self._recorded_at = [0, 0], now
         tpb, limits = self.limits.tokens_per_block, self.limits
         max_blocks = limits.max_batch_size * math.ceil(limits.max_seq_len / tpb)
         used = self._used_blocks

@@ -27,6 +27,7 @@ log = logging.getLogger("tensorrt_llm")
 PREFIX = "LLMKIT_FAKE_TRTLLM_"
 MODES = ("model", "replay")
 DIE_MODES = ("exit", "raise")
+ENGINES = ("thread", "process")
 
 
 def _int(name: str, default: int | None = None) -> int | None:
@@ -59,15 +60,21 @@ class Settings:
     die_after: int | None = None  # after N final responses, the executor worker dies
     die_mode: str = "exit"
     die_code: int = 134
+    engine: str = "thread"  # or "process": the replay loop in a child process, off this interpreter's GIL
 
     @classmethod
     def from_env(cls) -> Settings:
         mode = os.environ.get(PREFIX + "MODE", "").strip() or "model"
         die_mode = os.environ.get(PREFIX + "DIE_MODE", "").strip() or "exit"
-        if mode not in MODES or die_mode not in DIE_MODES:
-            raise ValueError(f"{PREFIX}MODE must be one of {MODES} and {PREFIX}DIE_MODE one of {DIE_MODES} "
-                             f"(got {mode!r}, {die_mode!r}; test double misconfigured)")
-        return cls(mode=mode, ttft_s=_float("TTFT_MS") / 1e3, tpot_s=_float("TPOT_MS") / 1e3,
+        engine = os.environ.get(PREFIX + "ENGINE", "").strip() or "thread"
+        if mode not in MODES or die_mode not in DIE_MODES or engine not in ENGINES:
+            raise ValueError(f"{PREFIX}MODE must be one of {MODES}, {PREFIX}DIE_MODE one of {DIE_MODES} and "
+                             f"{PREFIX}ENGINE one of {ENGINES} (got {mode!r}, {die_mode!r}, {engine!r}; test double "
+                             "misconfigured)")
+        if engine == "process" and (mode != "replay" or os.environ.get(PREFIX + "DIE_AFTER", "").strip()):
+            raise ValueError(f"{PREFIX}ENGINE=process runs only the replay loop ({PREFIX}MODE=replay) and without "
+                             f"{PREFIX}DIE_AFTER (test double misconfigured)")
+        return cls(engine=engine, mode=mode, ttft_s=_float("TTFT_MS") / 1e3, tpot_s=_float("TPOT_MS") / 1e3,
                    output_len=_int("OUTPUT_LEN"), device=os.environ.get(PREFIX + "DEVICE", "").strip() or "cpu",
                    checkpoint=os.environ.get(PREFIX + "CHECKPOINT", "").strip() or None,
                    error_on=_int("ERROR_ON"), stall_after=_int("STALL_AFTER"), die_after=_int("DIE_AFTER"),

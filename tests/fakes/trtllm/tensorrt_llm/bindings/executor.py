@@ -44,9 +44,11 @@ AWAIT_SIGNATURES = ["self, timeout: datetime.timedelta | float | None = None",
 
 class ResponseStore:
     """Responses per request id, as the executor keeps them until await_responses collects them. The engine thread
-    adds an iteration's responses together (`flush`), as the runtime's response queue does once per iteration."""
+    adds an iteration's responses together (`flush`), as the runtime's response queue does once per iteration. With
+    the loop in a child process (`pump` set: RemoteEngine.pump), the waiting caller moves them in itself."""
 
     def __init__(self):
+        self.pump = None
         self.cv = threading.Condition()
         self.responses: dict[int, list[Response]] = {}
         self.terminated: set[int] = set()
@@ -55,12 +57,12 @@ class ResponseStore:
         self._batch: list[Response] = []  # this iteration's, only ever touched by the engine thread
 
     def result(self, job: Job, tokens: list[int], final: bool) -> None:
-        result = Result()
-        result.is_final = result.is_sequence_final = final
-        result.output_token_ids = [tokens]
-        result.finish_reasons = [FinishReason[job.reason] if final else FinishReason.NOT_FINISHED]
-        result.decoding_iter = len(job.generated)
-        self._batch.append(Response._of(job.id, result, job.client_id))
+        self.add_result(job.id, tokens, final, job.reason, len(job.generated), job.client_id)
+
+    def add_result(self, request_id: int, tokens: list[int], final: bool, reason: str | None, decoding_iter: int,
+                   client_id: int | None) -> None:
+        self._batch.append(Response._result_of(request_id, tokens, final, FinishReason[reason] if final
+                                               else FinishReason.NOT_FINISHED, decoding_iter, client_id))
 
     def error(self, request_id: int, message: str, client_id: int | None) -> None:
         self._batch.append(Response(request_id, message, client_id))
@@ -79,6 +81,23 @@ class ResponseStore:
                     got.append(response)
             self.cv.notify_all()
 
+    def add_all(self, results: list[tuple], errors: list[tuple]) -> None:
+        """An iteration's responses as the child process sent them (RemoteEngine), straight into the store."""
+        make, not_finished, reasons = Response._result_of, FinishReason.NOT_FINISHED, FinishReason.__members__
+        with self.cv:
+            responses = self.responses
+            for request_id, tokens, final, reason, decoding_iter, client_id in results:
+                response = make(request_id, tokens, final, reasons[reason] if final else not_finished, decoding_iter,
+                                client_id)
+                got = responses.get(request_id)
+                if got is None:
+                    responses[request_id] = [response]
+                else:
+                    got.append(response)
+            for request_id, text, client_id in errors:
+                responses.setdefault(request_id, []).append(Response(request_id, text, client_id))
+            self.cv.notify_all()
+
     def died(self, message: str) -> None:
         with self.cv:
             self.dead = message
@@ -87,10 +106,13 @@ class ResponseStore:
     def _take(self, ids) -> list[Response]:
         out = []
         for request_id in sorted(ids):
-            got = self.responses.pop(request_id, [])
-            if any(r.has_error() or r.result.is_final for r in got):
+            got = self.responses.pop(request_id, None)
+            if not got:
+                continue
+            last = got[-1]  # a request's final (or error) response is its last
+            if last._error is not None or last._result.is_final:
                 self.terminated.add(request_id)
-            out.extend(got)
+            out += got
         return out
 
     def wait(self, ids: list[int] | None, timeout: datetime.timedelta | None) -> list[Response]:
@@ -99,14 +121,30 @@ class ResponseStore:
             keys = self.responses if ids is None else [i for i in ids if self.responses.get(i)]
             return bool(keys) or self.closed or self.dead is not None
 
+        if self.pump is not None:
+            return self._pumped(ids, ready, None if timeout is None else timeout.total_seconds())
         with self.cv:
             if timeout is None:
                 self.cv.wait_for(ready)
             elif not self.cv.wait_for(ready, timeout.total_seconds()):
                 return []
-            if self.dead is not None:
-                raise RuntimeError(self.dead)
-            return self._take(list(self.responses) if ids is None else [i for i in ids if i in self.responses])
+            return self._ready(ids)
+
+    def _ready(self, ids: list[int] | None) -> list[Response]:
+        if self.dead is not None:
+            raise RuntimeError(self.dead)
+        return self._take(list(self.responses) if ids is None else [i for i in ids if i in self.responses])
+
+    def _pumped(self, ids: list[int] | None, ready, timeout_s: float | None) -> list[Response]:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            with self.cv:
+                if ready():
+                    return self._ready(ids)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return []
+            self.pump(left)
 
 
 class Executor:
@@ -152,8 +190,20 @@ class Executor:
         self._store = ResponseStore()
         self._next_id, self._enqueued = 1, 0
         self._id_lock = threading.Lock()
-        self._engine = Engine(self.limits, self.settings, generator, self._store, block_reuse=self.kv_cache_block_reuse,
-                              iter_stats_max=executor_config.iter_stats_max_iterations, name=self.model_path.name)
+        if self.settings.engine == "process":
+            from tensorrt_llm._double.remote import RemoteEngine  # not at import: the child runs it as __main__
+
+            if executor_config.max_queue_size is not None and executor_config.max_queue_size > 0:
+                raise NotImplementedError("(test double) LLMKIT_FAKE_TRTLLM_ENGINE=process keeps no queue count: "
+                                          "leave max_queue_size unbounded")
+            self._engine = RemoteEngine(self.limits, self.settings, self._store, block_reuse=self.kv_cache_block_reuse,
+                                        iter_stats_max=executor_config.iter_stats_max_iterations,
+                                        name=self.model_path.name)
+            self._store.pump = self._engine.pump
+        else:
+            self._engine = Engine(self.limits, self.settings, generator, self._store,
+                                  block_reuse=self.kv_cache_block_reuse,
+                                  iter_stats_max=executor_config.iter_stats_max_iterations, name=self.model_path.name)
         self._engine.warnings = self.warnings
 
     # lifecycle ---------------------------------------------------------------------------------------------
@@ -254,6 +304,8 @@ class Executor:
 
     def get_num_responses_ready(self, id=None) -> int:  # noqa: A002
         self._check()
+        if self._store.pump is not None:
+            self._store.pump(0.0)
         with self._store.cv:
             if id is None:
                 return sum(len(v) for v in self._store.responses.values())

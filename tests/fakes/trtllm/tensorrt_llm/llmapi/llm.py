@@ -315,6 +315,9 @@ class LLM:
                                  tokenizer_revision=tokenizer_revision, **kwargs)
         self._engine = None
         self.settings = Settings.from_env()
+        if self.settings.engine == "process":
+            raise NotImplementedError("(test double) LLMKIT_FAKE_TRTLLM_ENGINE=process is for the Executor binding "
+                                      "(backend=trtllm) only")
         checkpoint = Path(self.args.model)
         if not (checkpoint / "config.json").is_file():
             raise ValueError(f"(test double) {checkpoint} is not a local Hugging Face checkpoint (no config.json); "

@@ -1,0 +1,239 @@
+"""Test double of TensorRT-LLM 1.2.1 (tests/fakes/trtllm): the replay execution loop in a child process
+(`LLMKIT_FAKE_TRTLLM_ENGINE=process`), for load measurements.
+
+The real Executor's loop runs in C++ threads that never take the Python GIL; only `await_responses` turns an
+iteration's responses into Python objects, in the caller's thread. In a thread of the SUT's own interpreter the
+double's loop would compete with the SUT for the GIL (its Python per streamed token), so the harness would measure the
+double as much as the SUT. Here the loop (engine.Engine with the ReplayGenerator) runs in `python -m
+tensorrt_llm._double.remote FD` over one socket: requests and cancels go down as pickled messages; each iteration's
+responses come up as one message of plain tuples, and the caller of `await_responses` reads and decodes them into
+Responses itself (`RemoteEngine.pump`), as the binding builds its Response objects in the caller's thread. Iteration
+stats and the runtime's warnings ride along. If the child dies, every later call raises "executor worker died".
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from tensorrt_llm._double.engine import Engine, Job, ReplayGenerator
+from tensorrt_llm._double.settings import Limits, Settings
+
+log = logging.getLogger("tensorrt_llm")
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # tests/fakes/trtllm, which holds the package
+STATS_EVERY_S = 0.05  # the child sends its iteration stats (and new warnings) at most this often
+BUFFER = 8 << 20  # socket buffers: a busy iteration's responses never wait for the reader
+READ = 1 << 20  # read at most this much at once
+
+
+class Frames:
+    """Length-prefixed pickled messages over a stream socket: `send` whole ones, `take` every complete one read."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self._buffer = sock, bytearray()
+        self._chunk = bytearray(READ)
+        self._view = memoryview(self._chunk)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BUFFER)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, BUFFER)
+
+    def send(self, message: tuple) -> None:
+        payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        self.sock.sendall(len(payload).to_bytes(4, "little") + payload)
+
+    def take(self) -> list[tuple]:
+        """Read what is there (blocking until something is); raises EOFError when the other side is gone."""
+        got = self.sock.recv_into(self._chunk)
+        if not got:
+            raise EOFError
+        buffer = self._buffer
+        buffer += self._view[:got]
+        messages, at = [], 0
+        while len(buffer) - at >= 4:
+            size = int.from_bytes(buffer[at:at + 4], "little")
+            if len(buffer) - at - 4 < size:
+                break
+            messages.append(pickle.loads(buffer[at + 4:at + 4 + size]))
+            at += 4 + size
+        del buffer[:at]
+        return messages
+
+
+class RemoteEngine:
+    """Engine's interface (submit, cancel, latest_stats, shutdown, warnings) over a child process; `pump(timeout)`
+    moves what the child sent into the ResponseStore."""
+
+    def __init__(self, limits: Limits, settings: Settings, store, *, block_reuse: bool, iter_stats_max: int,
+                 name: str):
+        ours, theirs = socket.socketpair()
+        env = os.environ.copy()  # this double importable there too, however it was imported here
+        env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+        self._proc = subprocess.Popen([sys.executable, "-m", "tensorrt_llm._double.remote", str(theirs.fileno())],
+                                      pass_fds=[theirs.fileno()], env=env)
+        theirs.close()
+        self._frames = Frames(ours)
+        self._readable = select.poll()
+        self._readable.register(ours.fileno(), select.POLLIN)
+        self._frames.send((limits, settings, block_reuse, iter_stats_max, name))
+        self.store, self.warnings = store, []
+        self._send_lock, self._recv_lock = threading.Lock(), threading.Lock()
+        self._stats: deque[dict] = deque(maxlen=max(iter_stats_max, 0) or None)
+        self._closed = False
+
+    def _send(self, message: tuple) -> None:
+        with self._send_lock:
+            try:
+                self._frames.send(message)
+            except OSError:
+                self._gone()
+
+    def submit(self, jobs: list[Job]) -> None:
+        self._send(("submit", jobs))
+
+    def cancel(self, request_id: int) -> None:
+        self._send(("cancel", request_id))
+
+    def latest_stats(self) -> list[dict]:
+        self.pump(0.0)
+        with self._recv_lock:
+            stats, self._stats = list(self._stats), deque(maxlen=self._stats.maxlen)
+        return stats
+
+    def pump(self, timeout_s: float | None) -> None:
+        """Wait up to `timeout_s` for the child's next message, then take every message waiting, into the store."""
+        if self._closed:  # shutting down: the executor answers its waiters itself
+            time.sleep(min(0.01, 0.01 if timeout_s is None else timeout_s))
+            return
+        if not self._recv_lock.acquire(timeout=-1 if timeout_s is None else max(timeout_s, 0.0)):
+            return
+        try:
+            wait_ms = None if timeout_s is None else max(0, math.ceil(timeout_s * 1000))
+            if self._closed or not self._readable.poll(wait_ms):
+                return
+            for message in self._frames.take():
+                self._take(message)
+        except (EOFError, OSError):
+            self._gone()
+        finally:
+            self._recv_lock.release()
+
+    def _take(self, message: tuple) -> None:
+        results, errors, stats, warnings = message
+        self.store.add_all(results, errors)
+        self._stats.extend(stats)
+        for text in warnings:
+            self.warnings.append(text)
+            log.warning("[TensorRT-LLM][WARNING] %s", text)
+
+    def _gone(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        code = self._proc.poll()
+        self.store.died(f"[TensorRT-LLM][ERROR] (test double) executor worker died: the engine process ended "
+                        f"(exit code {code})")
+
+    def shutdown(self) -> None:
+        if self._closed and self._proc.poll() is not None:
+            return
+        self._closed = True  # from here an ending child is no death
+        if self._proc.poll() is None:
+            self._send(("stop",))
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        with self._recv_lock:  # a pump in flight sees the child's end of file and lets go
+            self._frames.sock.close()
+
+
+class PipeSink:
+    """The child's side: an iteration's responses go up as one message; iteration stats and new warnings ride
+    along at most every STATS_EVERY_S, and the idle child's main thread sends what is left (`send_stats`)."""
+
+    def __init__(self, frames: Frames):
+        self.frames, self.engine = frames, None
+        self._results: list[tuple] = []
+        self._errors: list[tuple] = []
+        self._warned, self._stats_at = 0, -math.inf
+        self._lock = threading.Lock()  # the engine thread's flush and the main thread's send_stats
+
+    def result(self, job: Job, tokens: list[int], final: bool) -> None:
+        self._results.append((job.id, tokens, final, job.reason, len(job.generated), job.client_id))
+
+    def error(self, request_id: int, message: str, client_id: int | None) -> None:
+        self._errors.append((request_id, message, client_id))
+
+    def flush(self) -> None:
+        """The engine thread's, once per iteration."""
+        results, errors, self._results, self._errors = self._results, self._errors, [], []
+        self._send(results, errors, time.monotonic() - self._stats_at >= STATS_EVERY_S)
+
+    def send_stats(self) -> None:
+        self._send([], [], True)
+
+    def _send(self, results: list[tuple], errors: list[tuple], with_stats: bool) -> None:
+        with self._lock:
+            stats, warnings = [], []
+            if with_stats and self.engine is not None:
+                self._stats_at = time.monotonic()
+                stats, warnings = self.engine.latest_stats(), self.engine.warnings[self._warned:]
+                self._warned += len(warnings)
+            if not (results or errors or stats or warnings):
+                return
+            try:
+                self.frames.send((results, errors, stats, warnings))
+            except OSError:
+                os._exit(0)  # the executor side is gone
+
+    def died(self, message: str) -> None:  # never: ENGINE=process refuses DIE_AFTER
+        os._exit(1)
+
+
+def main() -> None:
+    frames = Frames(socket.socket(fileno=int(sys.argv[1])))
+    pending: deque[tuple] = deque()
+    while not pending:
+        pending.extend(frames.take())
+    limits, settings, block_reuse, iter_stats_max, name = pending.popleft()
+    sink = PipeSink(frames)
+    engine = Engine(limits, settings, ReplayGenerator(settings, limits.vocab_size), sink, block_reuse=block_reuse,
+                    iter_stats_max=iter_stats_max, name=name)
+    sink.engine = engine
+    readable = select.poll()
+    readable.register(frames.sock.fileno(), select.POLLIN)
+    running = True
+    while running:
+        if not pending:
+            if not readable.poll(STATS_EVERY_S * 1000):
+                sink.send_stats()
+                continue
+            try:
+                pending.extend(frames.take())
+            except (EOFError, OSError):
+                break
+            continue
+        message = pending.popleft()
+        if message[0] == "submit":
+            engine.submit(message[1])
+        elif message[0] == "cancel":
+            engine.cancel(message[1])
+        else:
+            running = False
+    engine.shutdown()
+    sink.flush()
+    sink.send_stats()
+    frames.sock.close()
+
+
+if __name__ == "__main__":
+    main()
