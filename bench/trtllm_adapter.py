@@ -35,6 +35,7 @@ class _Result:
     is_final: bool
     output_token_ids: list[list[int]]
     finish_reasons: list[int]
+    request_perf_metrics: None = None  # the timing the backend reads on final results; none here
 
 
 class _Response:

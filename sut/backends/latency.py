@@ -18,7 +18,7 @@ _BINS = int(math.log(HIGH_S / LOW_S) * _SCALE) + 2
 class LatencyHistogram:
     __slots__ = ("counts", "count")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.counts = np.zeros(_BINS, dtype=np.int32)
         self.count = 0
 
@@ -44,3 +44,9 @@ class LatencyHistogram:
         rank = max(1, math.ceil(q / 100 * self.count))
         index = int(np.searchsorted(np.cumsum(self.counts, dtype=np.int64), rank))
         return LOW_S * math.exp(index / _SCALE)
+
+
+def p99_ms(histogram: LatencyHistogram) -> float | None:
+    """The 99th percentile in milliseconds (3 decimals), None when empty."""
+    p99 = histogram.percentile(99)
+    return None if p99 is None else round(p99 * 1e3, 3)

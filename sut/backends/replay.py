@@ -20,7 +20,7 @@ import numpy as np
 from llmkit.benchmarks import Benchmark
 from llmkit.config.schema import RunConfig
 from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenBatch, TokenCallback
-from sut.backends.latency import LatencyHistogram
+from sut.backends.latency import LatencyHistogram, p99_ms
 from sut.backends.replay_scheduler import FINAL, FIRST, Scheduler
 
 log = logging.getLogger(__name__)
@@ -97,10 +97,6 @@ class EngineStats:
                 "last_submitted_done": self.last_submitted_done}
 
 
-def _p99_ms(histogram: LatencyHistogram) -> float | None:
-    return None if not histogram.count else round(histogram.percentile(99) * 1e3, 3)
-
-
 def combine_stats(engines: list[dict]) -> dict:
     """The simulated engines' own figures over all instances, over one window: p99s over every request of every
     instance. Times are perf_counter readings, comparable between the processes of one node."""
@@ -116,8 +112,8 @@ def combine_stats(engines: list[dict]) -> dict:
         "tokens_per_second": tokens / span if span > 0 else None,
         "tokens_per_second_to_last_issued": tokens / window if window > 0 else None,
         "seconds": round(span, 3),
-        "ttft_p99_ms": _p99_ms(LatencyHistogram.merged([e["ttft"] for e in engines])),
-        "tpot_p99_ms": _p99_ms(LatencyHistogram.merged([e["tpot"] for e in engines])),
+        "ttft_p99_ms": p99_ms(LatencyHistogram.merged([e["ttft"] for e in engines])),
+        "tpot_p99_ms": p99_ms(LatencyHistogram.merged([e["tpot"] for e in engines])),
         "instances": len(engines),
     }
 

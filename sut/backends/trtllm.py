@@ -44,8 +44,8 @@ from llmkit.errors import UserError
 from llmkit.log import launcher_rank
 from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenCallback
 from sut.backends.trtllm_common import (STATS_EVERY_S, WARMUP_NEW_TOKENS, WARMUP_TIMEOUT_S, Deliveries,
-                                        IterationSamples, clear_slurm_environment, combine_stats, delivery_stats,
-                                        device_ids, layout, require_tensorrt_llm, runtime_settings, stalled_message,
+                                        EngineLatencies, IterationSamples, clear_slurm_environment, combine_stats,
+                                        delivery_stats, device_ids, layout, require_tensorrt_llm, runtime_settings, stalled_message,
                                         warmup_prompts, with_end_id)
 from sut.placement import PlacementMode, place
 
@@ -222,6 +222,7 @@ class TrtllmBackend:
         self._thread: threading.Thread | None = None
         self._executor: trtllm.Executor | None = None
         self.samples = IterationSamples()
+        self.latencies = EngineLatencies()
         self.first_submit: float | None = None
 
     # the Backend protocol ------------------------------------------------------------------------------
@@ -240,7 +241,7 @@ class TrtllmBackend:
         assert self._executor is not None
         ex = self._ex
         sampling = ex.SamplingConfig(beam_width=1, top_k=1, min_tokens=batch.min_new_tokens)
-        output = ex.OutputConfig(exclude_input_from_output=True)
+        output = ex.OutputConfig(exclude_input_from_output=True, return_perf_metrics=True)
         end_id = batch.eos_ids[0]
         extra_eos = [[int(e)] for e in batch.eos_ids[1:]]
         requests = []
@@ -264,7 +265,8 @@ class TrtllmBackend:
         return self._pending
 
     def stats(self) -> dict[str, object] | None:
-        return delivery_stats(self.spec.instance, getattr(self, "_deliveries", None), self.first_submit, self.samples)
+        return delivery_stats(self.spec.instance, getattr(self, "_deliveries", None), self.first_submit, self.samples,
+                              self.latencies)
 
     def stop(self) -> None:
         """Cancel what is outstanding, stop polling, shut the Executor down (idempotent; also on Ctrl-C)."""
@@ -393,6 +395,10 @@ class TrtllmBackend:
                     del self._streamed[executor_id]
                 if result.finish_reasons[0] == self._ex.FinishReason.END_ID:
                     answer = with_end_id(answer, end_id)
+                if (metrics := result.request_perf_metrics) is not None:  # the engine's own latencies
+                    timing = metrics.timing_metrics
+                    self.latencies.add(timing.arrival_time, timing.first_token_time, timing.last_token_time,
+                                       len(answer))
                 deliveries.finals.append((request_id, answer))
                 del self._ids[executor_id]
             finished = len(deliveries.finals) + len(deliveries.errors)

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from llmkit.config.schema import RunConfig, SystemConfig
 from llmkit.config.systems import RuntimeLimits, runtime_limits
 from llmkit.errors import UserError
 from sut.backends.base import ErrorCallback, TokenBatch, TokenCallback
+from sut.backends.latency import LatencyHistogram, p99_ms
 
 WARMUP_PROMPT_TOKENS = 32
 WARMUP_NEW_TOKENS = 4
@@ -132,13 +134,31 @@ def stalled_message(quiet_s: float, pending: int, waiting: list[int], timeout_s:
             f"(requests {shown}); backend.stall_timeout_s={timeout_s:g}")
 
 
+class EngineLatencies:
+    """The engine's own latencies per request, from the runtime's request perf metrics (steady-clock times on the
+    final response): TTFT from arrival to first token, TPOT from first to last token over the tokens after the
+    first, as MLPerf reckons them. Beside loadgen's, they tell the SUT's share of each."""
+
+    def __init__(self) -> None:
+        self.ttft = LatencyHistogram()
+        self.tpot = LatencyHistogram()
+
+    def add(self, arrival: timedelta, first: timedelta, last: timedelta, tokens: int) -> None:
+        if first <= arrival:  # no first-token time (a request that ended before producing one)
+            return
+        self.ttft.add((first - arrival).total_seconds())
+        if tokens > 1 and last > first:
+            self.tpot.add((last - first).total_seconds() / (tokens - 1))
+
+
 def delivery_stats(instance: int, deliveries: Deliveries | None, first_submit: float | None,
-                   samples: IterationSamples) -> dict[str, object]:
-    """An instance's own figures for result.json, its sampled iteration stats included (combine_stats merges them
-    over instances)."""
+                   samples: IterationSamples, latencies: EngineLatencies | None = None) -> dict[str, object]:
+    """An instance's own figures for result.json, its sampled iteration stats and its engine's own latencies
+    included (combine_stats merges them over instances)."""
+    timed = {"ttft": latencies.ttft, "tpot": latencies.tpot} if latencies is not None and latencies.ttft.count else {}
     return {"instance": instance, "tokens": deliveries.tokens if deliveries else 0,
             "requests": deliveries.requests if deliveries else 0, "first_submit": first_submit,
-            "last_final": deliveries.last_final if deliveries else None} | samples.summary()
+            "last_final": deliveries.last_final if deliveries else None} | samples.summary() | timed
 
 
 class IterationSamples:
@@ -188,7 +208,12 @@ def combine_stats(engines: list[dict[str, object]]) -> dict[str, object]:
     span = max(ends) - min(starts) if starts and ends else 0.0
     kv: list[int] = [v for e in engines for v in e.get("kv_blocks_used", [])]  # type: ignore[attr-defined]
     active: list[int] = [v for e in engines for v in e.get("active_requests", [])]  # type: ignore[attr-defined]
+    ttft = [h for e in engines if isinstance(h := e.get("ttft"), LatencyHistogram)]
+    tpot = [h for e in engines if isinstance(h := e.get("tpot"), LatencyHistogram)]
     return {"tokens": tokens, "requests": sum(int(e.get("requests", 0)) for e in engines),  # type: ignore[call-overload]
             "tokens_per_second": tokens / span if span > 0 else None, "seconds": round(span, 3),
             "iterations": sum(int(e.get("iterations", 0)) for e in engines),  # type: ignore[call-overload]
-            "kv_cache_blocks_used": _spread(kv), "requests_in_flight": _spread(active), "instances": len(engines)}
+            "kv_cache_blocks_used": _spread(kv), "requests_in_flight": _spread(active), "instances": len(engines),
+            # the engine's own p99s (request perf metrics), None where the runtime gave none
+            "ttft_p99_ms": p99_ms(LatencyHistogram.merged(ttft)) if ttft else None,
+            "tpot_p99_ms": p99_ms(LatencyHistogram.merged(tpot)) if tpot else None}

@@ -85,11 +85,14 @@ def test_trtllm_offline_and_server_through_loadgen(root, tmp_path):
 def test_trtllm_server_on_the_replay_loop_in_its_own_process(root, tmp_path):
     """The double's ENGINE=process (what `llmkit bench harness --backend trtllm` measures with): answers at its
     delays from child processes, iteration stats sampled."""
-    env = node_env(mode="replay", ttft_ms=20, tpot_ms=2, engine="process")
+    env = node_env(mode="replay", ttft_ms=20, tpot_ms=4, engine="process", iteration_ms=4)
     server = served(root, tmp_path / "server", "backend=trtllm", *MIXTRAL, "scenario=server", "scenario.target_qps=20",
                     env=env)
-    assert server["sample_count"] > 0 and 20 <= server["ttft_p99_ms"] < 1000 and server["tpot_p99_ms"] >= 2
-    assert server["engine"]["iterations"] > 0 and server["engine"]["tokens"] == server["output_tokens"]
+    assert server["sample_count"] > 0 and 20 <= server["ttft_p99_ms"] < 1000 and server["tpot_p99_ms"] >= 3
+    engine = server["engine"]
+    assert engine["iterations"] > 0 and engine["tokens"] == server["output_tokens"]
+    # the engine's own latencies, from the request perf metrics the backend asks for: within loadgen's
+    assert 20 <= engine["ttft_p99_ms"] <= server["ttft_p99_ms"] and 3 <= engine["tpot_p99_ms"]
 
 
 def test_trtllm_interactive_and_test06(root, tmp_path):

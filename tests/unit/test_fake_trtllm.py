@@ -74,7 +74,7 @@ def model(hf):
 def executors(trt, engine, monkeypatch):
     """Make executors on the test engine (block reuse off unless asked); all are shut down after the test."""
     for name in ("MODE", "ERROR_ON", "STALL_AFTER", "DIE_AFTER", "DIE_MODE", "TTFT_MS", "TPOT_MS", "OUTPUT_LEN",
-                 "ENGINE"):
+                 "ENGINE", "ITERATION_MS"):
         monkeypatch.delenv(f"LLMKIT_FAKE_TRTLLM_{name}", raising=False)
     made = []
 
@@ -396,6 +396,36 @@ def test_replay_loop_in_a_child_process(trt, executors, monkeypatch):
     monkeypatch.setenv("LLMKIT_FAKE_TRTLLM_MODE", "model")
     with pytest.raises(ValueError, match="ENGINE=process runs only the replay loop"):
         executors()
+
+
+@pytest.mark.parametrize("engine_place", ["thread", "process"])
+def test_perf_metrics_and_iteration_ticks(trt, executors, monkeypatch, engine_place):
+    """return_perf_metrics: steady-clock timedeltas on a request's first and final responses; ITERATION_MS: tokens
+    leave on the engine's iteration ticks."""
+    for name, value in (("ENGINE", engine_place), ("MODE", "replay"), ("TTFT_MS", "30"), ("TPOT_MS", "20"),
+                        ("ITERATION_MS", "20"), ("OUTPUT_LEN", "3")):
+        monkeypatch.setenv(f"LLMKIT_FAKE_TRTLLM_{name}", value)
+    executor = executors()
+    output = trt.OutputConfig(exclude_input_from_output=True, return_perf_metrics=True)
+    ids = executor.enqueue_requests([trt.Request(p, 8, streaming=True, output_config=output, end_id=EOS)
+                                     for p in prompts(3)])
+    got = collect(executor, ids)
+    for i in ids:
+        first, *middle, final = got[i]
+        timing = first.result.request_perf_metrics.timing_metrics
+        assert isinstance(timing.arrival_time, datetime.timedelta)
+        assert timing.arrival_time <= timing.first_scheduled_time < timing.first_token_time
+        assert timing.first_token_time - timing.arrival_time >= datetime.timedelta(milliseconds=30)
+        assert timing.last_token_time == datetime.timedelta(0)
+        assert all(r.result.request_perf_metrics is None for r in middle)
+        last = final.result.request_perf_metrics.timing_metrics
+        assert last.first_token_time == timing.first_token_time < last.last_token_time
+        # on 20 ms ticks the first token leaves 40-60 ms after admission; then 2 more tokens and the end id, a tick each
+        assert timing.first_token_time - timing.first_scheduled_time < datetime.timedelta(milliseconds=150)
+        assert last.last_token_time - last.first_token_time >= datetime.timedelta(milliseconds=55)
+        assert len(got[i]) == 4
+    untimed = executor.enqueue_requests([request(trt, [5, 6], 2)])
+    assert collect(executor, untimed)[untimed[0]][-1].result.request_perf_metrics is None
 
 
 # packaging and the LLM API -----------------------------------------------------------------------------------

@@ -10,6 +10,8 @@
 #   cpp/tensorrt_llm/nanobind/executor/bindings.cpp        @ a35c38f32e0ed726a47971fe18ea73a5e5583ca4
 #       ModelType, CapacitySchedulerPolicy, ContextChunkingPolicy, CommunicationType, CommunicationMode,
 #       FinishReason (members from cpp/include/tensorrt_llm/executor/types.h), IterationStats.to_json_str
+#   tests/bindings/test_executor_bindings.py (test_request_perf_metrics, test_request_perf_metrics_pickle)
+#       Result.request_perf_metrics.timing_metrics: datetime.timedelta time points, last_token_time 0 until final
 #
 # Stricter than the binding, on purpose:
 # - The config classes (SchedulerConfig, KvCacheConfig, OrchestratorConfig, ParallelConfig, ExecutorConfig,
@@ -22,7 +24,7 @@
 #   a call passing one fails the check until the class is stubbed here.
 # - Only the methods and attributes the kit calls or reads are declared (Executor: shutdown, enqueue_requests,
 #   await_responses, cancel_request, get_latest_iteration_stats; Response: request_id, has_error, error_msg, result;
-#   Result: is_final, output_token_ids, finish_reasons; IterationStats: to_json_str).
+#   Result: is_final, output_token_ids, finish_reasons, request_perf_metrics; IterationStats: to_json_str).
 # Enums are nb::enum_, i.e. Python enum.Enum subclasses; every member of each enum the kit uses is listed.
 import datetime
 import enum
@@ -202,10 +204,22 @@ class Request:
         cache_salt_id: int | None = None,
     ) -> None: ...
 
+class RequestPerfMetrics:
+    class TimingMetrics:
+        # steady-clock time points, converted by nanobind's chrono caster to timedelta since the clock's epoch;
+        # last_token_time is timedelta(0) until the final response
+        arrival_time: datetime.timedelta
+        first_scheduled_time: datetime.timedelta
+        first_token_time: datetime.timedelta
+        last_token_time: datetime.timedelta
+
+    timing_metrics: TimingMetrics
+
 class Result:
     is_final: bool
     output_token_ids: list[list[int]]  # one list of token ids per beam
     finish_reasons: list[FinishReason]  # one per beam; NOT_FINISHED until the final result
+    request_perf_metrics: RequestPerfMetrics | None  # with OutputConfig(return_perf_metrics=True)
 
 class Response:
     @property

@@ -14,13 +14,14 @@ HERE = Path(__file__).resolve().parent  # tests/fakes/trtllm: holds the `tensorr
 SITE = HERE.parent / "site"  # tests/fakes/site: tensorrt_llm-1.2.1.dist-info, so importlib.metadata agrees
 PREFIX = "LLMKIT_FAKE_TRTLLM_"
 KNOWN = ("mode", "ttft_ms", "tpot_ms", "output_len", "device", "checkpoint", "error_on", "stall_after",
-         "die_after", "die_mode", "die_code", "engine")
+         "die_after", "die_mode", "die_code", "engine", "iteration_ms")
 
 
 def fake_trtllm_env(base: dict[str, str] | None = None, **settings) -> dict[str, str]:
     """`base` (default os.environ) with tests/fakes/trtllm and tests/fakes/site first on PYTHONPATH and the double's
     variables set from `settings` (names as in README.md, lower case without the prefix: mode, ttft_ms, tpot_ms,
-    output_len, device, checkpoint, error_on, stall_after, die_after, die_mode, die_code, engine; None leaves one unset).
+    output_len, device, checkpoint, error_on, stall_after, die_after, die_mode, die_code, engine,
+    iteration_ms; None leaves one unset).
     Variables of the double already in `base` are dropped first, so only what is asked for applies."""
     unknown = set(settings) - set(KNOWN)
     if unknown:

@@ -58,6 +58,11 @@ class Job:
     due: float = 0.0  # replay: when its next token is due
     script: list[int] = field(default_factory=list)  # replay: its whole answer
     handle: object = None  # model: its ContinuousBatch sequence
+    perf: bool = False  # OutputConfig.return_perf_metrics: stamp its times (time.monotonic, the steady clock)
+    arrival: float = 0.0  # when it was enqueued
+    scheduled: float = 0.0  # when the loop admitted it
+    first_at: float = 0.0  # when its first token left
+    last_at: float = 0.0  # when its final response left
 
     def visible(self) -> list[int]:
         """The generated tokens as the runtime returns them: the end_id token is not part of the output."""
@@ -114,11 +119,18 @@ class ReplayGenerator:
 
     def __init__(self, settings: Settings, vocab_size: int):
         self.settings, self.vocab = settings, vocab_size
-        # A real engine iterates once per TPOT for its whole batch; this loop wakes for each token due (far more
-        # often), so its iteration stats are recorded at most once per TPOT, the rate a real engine's come at.
-        self.iteration_s = settings.tpot_s
+        # A real engine iterates once per step for its whole batch. With ITERATION_MS, tokens leave on ticks that far
+        # apart (each token at the first tick at or after its due time), so a busy engine's answers come in bursts
+        # as a real one's do; without, each token leaves at its own due time and the loop wakes far more often.
+        # Iteration stats are recorded at most once per tick (or per TPOT), the rate a real engine's come at.
+        self.tick = settings.iteration_s
+        self.iteration_s = settings.iteration_s or settings.tpot_s
         self._due: list[tuple[float, int, Job]] = []
         self._order = itertools.count()
+
+    def _on_tick(self, due: float) -> float:
+        tick = self.tick
+        return math.ceil(due / tick - 1e-9) * tick if tick > 0 else due
 
     def script(self, job: Job) -> list[int]:
         seed = sum((i + 1) * t for i, t in enumerate(job.prompt)) % self.vocab
@@ -140,7 +152,7 @@ class ReplayGenerator:
     def admit(self, jobs: list[Job], now: float) -> list[Job]:
         for job in jobs:
             job.script, job.due = self.script(job), now + self.settings.ttft_s
-            heapq.heappush(self._due, (job.due, next(self._order), job))
+            heapq.heappush(self._due, (self._on_tick(job.due), next(self._order), job))
         return []
 
     def step(self, active, now: float) -> list[Job]:
@@ -154,7 +166,7 @@ class ReplayGenerator:
         for job in touched:  # the next token of each, unless this one ends it (seen by the engine afterwards)
             if len(job.generated) < len(job.script):
                 job.due += tpot
-                heapq.heappush(due, (job.due, next(self._order), job))
+                heapq.heappush(due, (self._on_tick(job.due), next(self._order), job))
         return touched
 
     def evict(self, active) -> None:
@@ -162,8 +174,8 @@ class ReplayGenerator:
 
 
 class Engine:
-    """The execution loop. `sink.result(job, tokens, final)` and `sink.error(id, message, client_id)` receive what
-    the runtime would turn into Responses, `sink.flush()` hands over an iteration's together (as the runtime's
+    """The execution loop. `sink.result(job, tokens, final, timing)` and `sink.error(id, message, client_id)` receive
+    what the runtime would turn into Responses, `sink.flush()` hands over an iteration's together (as the runtime's
     response queue does, once per iteration); `sink.died(message)` when the worker dies in "raise" mode."""
 
     def __init__(self, limits: Limits, settings: Settings, generator, sink, *, block_reuse: bool,
@@ -359,6 +371,9 @@ class Engine:
             budget -= len(job.prompt)
             self._count_blocks(job)
         if taken:
+            scheduled = time.monotonic()
+            for job in taken:
+                job.scheduled = scheduled
             self.generator.admit(taken, now)
             for job in taken:
                 self._active[job.id] = job
@@ -376,6 +391,13 @@ class Engine:
 
     def _emit(self, job: Job) -> None:
         visible, final = job.visible(), job.reason is not None
+        first = job.sent == 0
+        if job.perf:  # the steady clock, as the runtime's RequestPerfMetrics
+            now = time.monotonic()
+            if not job.first_at and job.generated:
+                job.first_at = now
+            if final:
+                job.last_at = now
         if job.streaming:
             tokens = list(visible) if job.return_all else visible[job.sent:]
             if not (final or len(visible) > job.sent):
@@ -385,7 +407,10 @@ class Engine:
             return
         else:
             tokens = ([] if job.exclude_input else list(job.prompt)) + list(visible)
-        self.sink.result(job, tokens, final)
+        # perf metrics ride on a request's first and final responses only (the runtime's on every one)
+        timing = ((job.arrival, job.scheduled, job.first_at, job.last_at) if job.perf and (first or final)
+                  else None)
+        self.sink.result(job, tokens, final, timing)
         if final:
             self.finals += 1
 

@@ -167,8 +167,8 @@ class PipeSink:
         self._warned, self._stats_at = 0, -math.inf
         self._lock = threading.Lock()  # the engine thread's flush and the main thread's send_stats
 
-    def result(self, job: Job, tokens: list[int], final: bool) -> None:
-        self._results.append((job.id, tokens, final, job.reason, len(job.generated), job.client_id))
+    def result(self, job: Job, tokens: list[int], final: bool, timing=None) -> None:
+        self._results.append((job.id, tokens, final, job.reason, len(job.generated), job.client_id, timing))
 
     def error(self, request_id: int, message: str, client_id: int | None) -> None:
         self._errors.append((request_id, message, client_id))

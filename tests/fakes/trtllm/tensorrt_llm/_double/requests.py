@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+from datetime import timedelta
 
 from tensorrt_llm._double.configs import FinishReason
 from tensorrt_llm._double.convert import (INT32, NoConversion, to_bool, to_int, to_opt_float, to_opt_int,
@@ -125,14 +126,33 @@ class Request:
     max_tokens = property(lambda self: self._max_tokens)
 
 
+class TimingMetrics:
+    """RequestPerfMetrics.TimingMetrics: steady-clock time points as datetime.timedelta since the clock's epoch
+    (nanobind's chrono caster); last_token_time is timedelta(0) until the final response."""
+
+    __slots__ = ("arrival_time", "first_scheduled_time", "first_token_time", "last_token_time")
+
+    def __init__(self, arrival: float = 0.0, scheduled: float = 0.0, first: float = 0.0, last: float = 0.0):
+        self.arrival_time, self.first_scheduled_time = timedelta(seconds=arrival), timedelta(seconds=scheduled)
+        self.first_token_time, self.last_token_time = timedelta(seconds=first), timedelta(seconds=last)
+
+
+class RequestPerfMetrics:
+    """Result.request_perf_metrics with OutputConfig(return_perf_metrics=True) (timing metrics only)."""
+
+    __slots__ = ("timing_metrics",)
+
+    def __init__(self, timing: tuple[float, float, float, float] | None = None):
+        self.timing_metrics = TimingMetrics(*(timing or ()))
+
+
 class Result:
     # The fields every response carries are slots (cheap to make: one Result per streamed token, hundreds of
     # thousands a second in load tests, where the binding makes them in C++); the rest are defaults on the class.
     __slots__ = ("is_final", "is_sequence_final", "output_token_ids", "finish_reasons", "decoding_iter",
-                 "__dict__")
+                 "request_perf_metrics", "__dict__")
     cum_log_probs = log_probs = context_logits = generation_logits = None
     spec_dec_fast_logits_info = encoder_output = context_phase_params = None
-    request_perf_metrics = None
     sequence_index = 0
     additional_outputs: list = []
 
@@ -141,6 +161,7 @@ class Result:
         self.output_token_ids: list[list[int]] = []
         self.finish_reasons: list[FinishReason] = []
         self.decoding_iter = 0
+        self.request_perf_metrics: RequestPerfMetrics | None = None
 
     def __repr__(self) -> str:
         return (f"Result(is_final={self.is_final}, output_token_ids={self.output_token_ids}, "
@@ -172,11 +193,12 @@ class Response:
 
     @classmethod
     def _result_of(cls, request_id: int, tokens: list[int], final: bool, reason: FinishReason, decoding_iter: int,
-                   client_id: int | None) -> Response:
+                   client_id: int | None, timing: tuple[float, float, float, float] | None = None) -> Response:
         """A good response with a fresh Result, made as cheaply as Python allows (the double's hot path)."""
         result = _new(Result)
         result.is_final = result.is_sequence_final = final
         result.output_token_ids, result.finish_reasons, result.decoding_iter = [tokens], [reason], decoding_iter
+        result.request_perf_metrics = None if timing is None else RequestPerfMetrics(timing)
         response = _new(cls)
         response._request_id, response._client_id, response._error, response._result = (request_id, client_id,
                                                                                          None, result)

@@ -52,6 +52,7 @@ class Settings:
     mode: str = "model"
     ttft_s: float = 0.0
     tpot_s: float = 0.0
+    iteration_s: float = 0.0  # replay: tokens leave on iteration ticks this far apart (0: each at its own time)
     output_len: int | None = None  # replay: answer length (default: max_tokens)
     device: str = "cpu"
     checkpoint: str | None = None  # model: the Hugging Face checkpoint, instead of following the manifests
@@ -75,6 +76,7 @@ class Settings:
             raise ValueError(f"{PREFIX}ENGINE=process runs only the replay loop ({PREFIX}MODE=replay) and without "
                              f"{PREFIX}DIE_AFTER (test double misconfigured)")
         return cls(engine=engine, mode=mode, ttft_s=_float("TTFT_MS") / 1e3, tpot_s=_float("TPOT_MS") / 1e3,
+                   iteration_s=_float("ITERATION_MS") / 1e3,
                    output_len=_int("OUTPUT_LEN"), device=os.environ.get(PREFIX + "DEVICE", "").strip() or "cpu",
                    checkpoint=os.environ.get(PREFIX + "CHECKPOINT", "").strip() or None,
                    error_on=_int("ERROR_ON"), stall_after=_int("STALL_AFTER"), die_after=_int("DIE_AFTER"),

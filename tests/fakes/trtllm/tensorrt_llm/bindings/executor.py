@@ -28,14 +28,16 @@ from tensorrt_llm._double.configs import (BatchingType, CapacitySchedulerPolicy,
 from tensorrt_llm._double.convert import UINT64, NoConversion, incompatible, to_int, to_milliseconds
 from tensorrt_llm._double.engine import Engine, GreedyGenerator, Job, ReplayGenerator
 from tensorrt_llm._double.requests import (IterationStats, KvCacheStats, OutputConfig, Request,  # noqa: F401
-                                           Response, Result, SamplingConfig)
+                                           RequestPerfMetrics, Response, Result, SamplingConfig,
+                                           TimingMetrics)
 from tensorrt_llm._double.settings import Settings, TllmError, engine_limits, hf_checkpoint_of, read_engine_config
 
 __version__ = "1.2.1"
 __all__ = ["BatchingType", "CapacitySchedulerPolicy", "CommunicationMode", "CommunicationType", "ContextChunkingPolicy",
            "DynamicBatchConfig", "Executor", "ExecutorConfig", "ExtendedRuntimePerfKnobConfig", "FinishReason",
            "IterationStats", "KvCacheConfig", "KvCacheStats", "ModelType", "OrchestratorConfig", "OutputConfig",
-           "ParallelConfig", "PeftCacheConfig", "Request", "Response", "Result", "SamplingConfig", "SchedulerConfig"]
+           "ParallelConfig", "PeftCacheConfig", "Request", "RequestPerfMetrics", "Response", "Result", "SamplingConfig",
+           "SchedulerConfig", "TimingMetrics"]
 log = logging.getLogger("tensorrt_llm")
 AWAIT_SIGNATURES = ["self, timeout: datetime.timedelta | float | None = None",
                     "self, id: int, timeout: datetime.timedelta | float | None = None",
@@ -56,13 +58,10 @@ class ResponseStore:
         self.dead: str | None = None
         self._batch: list[Response] = []  # this iteration's, only ever touched by the engine thread
 
-    def result(self, job: Job, tokens: list[int], final: bool) -> None:
-        self.add_result(job.id, tokens, final, job.reason, len(job.generated), job.client_id)
-
-    def add_result(self, request_id: int, tokens: list[int], final: bool, reason: str | None, decoding_iter: int,
-                   client_id: int | None) -> None:
-        self._batch.append(Response._result_of(request_id, tokens, final, FinishReason[reason] if final
-                                               else FinishReason.NOT_FINISHED, decoding_iter, client_id))
+    def result(self, job: Job, tokens: list[int], final: bool, timing=None) -> None:
+        self._batch.append(Response._result_of(job.id, tokens, final, FinishReason[job.reason] if final
+                                               else FinishReason.NOT_FINISHED, len(job.generated), job.client_id,
+                                               timing))
 
     def error(self, request_id: int, message: str, client_id: int | None) -> None:
         self._batch.append(Response(request_id, message, client_id))
@@ -86,9 +85,9 @@ class ResponseStore:
         make, not_finished, reasons = Response._result_of, FinishReason.NOT_FINISHED, FinishReason.__members__
         with self.cv:
             responses = self.responses
-            for request_id, tokens, final, reason, decoding_iter, client_id in results:
+            for request_id, tokens, final, reason, decoding_iter, client_id, timing in results:
                 response = make(request_id, tokens, final, reasons[reason] if final else not_finished, decoding_iter,
-                                client_id)
+                                client_id, timing)
                 got = responses.get(request_id)
                 if got is None:
                     responses[request_id] = [response]
@@ -262,7 +261,8 @@ class Executor:
                    min_tokens=1 if sampling.min_tokens is None else max(sampling.min_tokens, 1), end_id=request.end_id,
                    stop_words=[tuple(w) for w in request.stop_words or [] if w], streaming=request.streaming,
                    exclude_input=output.exclude_input_from_output, return_all=request.return_all_generated_tokens,
-                   client_id=request.client_id, inject_error=inject_error)
+                   client_id=request.client_id, inject_error=inject_error, perf=output.return_perf_metrics,
+                   arrival=time.monotonic())
 
     def await_responses(self, *args, **kwargs):
         """The three overloads of the binding, resolved as nanobind does (first match in declaration order)."""

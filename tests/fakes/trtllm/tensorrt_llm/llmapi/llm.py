@@ -287,7 +287,7 @@ class _Router:
         with self.lock:
             return self.outputs.pop(request_id, None) if final else self.outputs.get(request_id)
 
-    def result(self, job: Job, tokens: list[int], final: bool) -> None:
+    def result(self, job: Job, tokens: list[int], final: bool, timing=None) -> None:
         if (output := self._pop(job.id, final)) is not None:
             output._deliver((job, tokens, final))
 
