@@ -24,6 +24,7 @@ import itertools
 import logging
 import math
 import os
+import random
 import threading
 import time
 from collections import deque
@@ -123,14 +124,15 @@ class ReplayGenerator:
         # apart (each token at the first tick at or after its due time), so a busy engine's answers come in bursts
         # as a real one's do; without, each token leaves at its own due time and the loop wakes far more often.
         # Iteration stats are recorded at most once per tick (or per TPOT), the rate a real engine's come at.
-        self.tick = settings.iteration_s
+        # Each engine's ticks have a phase of their own: the instances of a node do not iterate in step.
+        self.tick, self.phase = settings.iteration_s, random.random() * settings.iteration_s
         self.iteration_s = settings.iteration_s or settings.tpot_s
         self._due: list[tuple[float, int, Job]] = []
         self._order = itertools.count()
 
     def _on_tick(self, due: float) -> float:
-        tick = self.tick
-        return math.ceil(due / tick - 1e-9) * tick if tick > 0 else due
+        tick, phase = self.tick, self.phase
+        return math.ceil((due - phase) / tick - 1e-9) * tick + phase if tick > 0 else due
 
     def script(self, job: Job) -> list[int]:
         seed = sum((i + 1) * t for i, t in enumerate(job.prompt)) % self.vocab
