@@ -43,9 +43,9 @@ from llmkit.config.schema import RunConfig
 from llmkit.errors import UserError
 from llmkit.log import launcher_rank
 from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenCallback
-from sut.backends.trtllm_common import (STATS_EVERY_S, WARMUP_NEW_TOKENS, WARMUP_TIMEOUT_S, Deliveries,
-                                        EngineLatencies, IterationSamples, clear_slurm_environment, combine_stats,
-                                        delivery_stats, device_ids, layout, require_tensorrt_llm, runtime_settings, stalled_message,
+from sut.backends.trtllm_common import (STATS_EVERY_S, WARMUP_NEW_TOKENS, WARMUP_TIMEOUT_S, Deliveries, EngineLatencies,
+                                        IterationSamples, clear_slurm_environment, combine_stats, delivery_stats,
+                                        device_ids, layout, require_tensorrt_llm, runtime_settings, stalled_message,
                                         warmup_prompts, with_end_id)
 from sut.placement import PlacementMode, place
 

@@ -33,7 +33,7 @@ from llmkit.config.schema import RunConfig
 from llmkit.errors import UserError
 from llmkit.log import launcher_rank
 from sut.backends.base import BackendSpec, ErrorCallback, RequestBatch, TokenCallback
-from sut.backends.trtllm_common import (STATS_EVERY_S, WARMUP_NEW_TOKENS, WARMUP_TIMEOUT_S, Deliveries,
+from sut.backends.trtllm_common import (STATS_EVERY_S, WARMUP_NEW_TOKENS, WARMUP_TIMEOUT_S, Deliveries, EngineLatencies,
                                         IterationSamples, combine_stats, cut_after, delivery_stats, device_ids, layout,
                                         require_tensorrt_llm, runtime_settings, stalled_message, warmup_prompts,
                                         with_end_id)
@@ -83,6 +83,7 @@ class TrtllmPytorchBackend:
         self._pending = 0
         self.first_submit: float | None = None
         self.samples = IterationSamples()
+        self.latencies = EngineLatencies()
 
     # the Backend protocol ------------------------------------------------------------------------------
     def start(self, on_first: TokenCallback, on_final: TokenCallback, on_error: ErrorCallback) -> None:
@@ -124,7 +125,8 @@ class TrtllmPytorchBackend:
         return self._pending
 
     def stats(self) -> dict[str, object] | None:
-        return delivery_stats(self.spec.instance, getattr(self, "_deliveries", None), self.first_submit, self.samples)
+        return delivery_stats(self.spec.instance, getattr(self, "_deliveries", None), self.first_submit, self.samples,
+                              self.latencies)
 
     def stop(self) -> None:
         """Abort what is outstanding, stop the loop, shut the LLM down (idempotent; also on Ctrl-C)."""
@@ -157,7 +159,7 @@ class TrtllmPytorchBackend:
         extra = [int(e) for e in batch.eos_ids[1:]]
         return SamplingParams(max_tokens=max_tokens or batch.max_new_tokens, min_tokens=batch.min_new_tokens,
                               end_id=batch.eos_ids[0], pad_id=batch.eos_ids[0], stop_token_ids=extra or None,
-                              include_stop_str_in_output=True, top_k=1, detokenize=False)
+                              include_stop_str_in_output=True, top_k=1, detokenize=False, return_perf_metrics=True)
 
     def _launch(self, batch: RequestBatch) -> None:
         """Start every request of the batch (in the loop thread, so the outputs can be awaited here)."""
@@ -184,7 +186,11 @@ class TrtllmPytorchBackend:
             ids: Sequence[int] = final.token_ids or []  # Optional in CompletionOutput, a list in practice
             if final.finish_reason == "stop" and final.stop_reason is None:  # ended by the end id, left out
                 ids = with_end_id(ids, end_id)
-            deliveries.finals.append((request_id, cut_after(ids, stop) if stop else ids))
+            answer = cut_after(ids, stop) if stop else ids
+            if (metrics := final.request_perf_metrics) is not None:  # the engine's own latencies
+                timing = metrics.timing_metrics
+                self.latencies.add(timing.arrival_time, timing.first_token_time, timing.last_token_time, len(answer))
+            deliveries.finals.append((request_id, answer))
         except Exception as error:  # a failed request is named to the SUT, never dropped
             deliveries.errors.append((request_id, f"{type(error).__name__}: {error}"))
         finally:

@@ -74,6 +74,7 @@ def test_trtllm_offline_and_server_through_loadgen(root, tmp_path):
     offline = served(root, tmp_path / "offline", "backend=trtllm", *MIXTRAL)
     assert offline["valid"] is True and offline["scenario"] == "Offline" and offline["tokens_per_second"] > 0
     engine = offline["engine"]
+    assert 0 < engine["ttft_p99_ms"] and engine["tpot_p99_ms"] > 0  # from the Executor's request perf metrics
     assert engine["instances"] == 1 and engine["tokens"] == offline["output_tokens"] and engine["iterations"] > 0
     assert offline["placement"]["instances"] == [{"index": 0, "ranks": [0], "devices": ["cuda:0"]}]
     server = served(root, tmp_path / "server", "backend=trtllm", *MIXTRAL, "scenario=server", "scenario.target_qps=20")
@@ -118,6 +119,7 @@ def test_trtllm_pytorch_offline_performance(root, artifacts, tmp_path):
     summary = served(root, tmp_path / "offline", "backend=trtllm-pytorch", *MIXTRAL,
                      f"model.path={artifacts / 'models' / 'tiny-mixtral'}")
     assert summary["valid"] is True and summary["engine"]["tokens"] == summary["output_tokens"]
+    assert summary["engine"]["ttft_p99_ms"] > 0  # the engine's own, from the LLM API's request perf metrics
 
 
 # Four requests at a time, so answers come over several iterations and a fault after the warm-up's four has work

@@ -25,6 +25,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -33,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tensorrt_llm._double.engine import (CANCELLED, END_ID, LENGTH, STOP_WORDS, Engine, GreedyGenerator, Job,
                                          ReplayGenerator)
+from tensorrt_llm._double.requests import RequestPerfMetrics
 from tensorrt_llm._double.settings import Limits, Settings
 from tensorrt_llm.executor import RequestError
 from tensorrt_llm.sampling_params import SamplingParams
@@ -145,6 +147,7 @@ class CompletionOutput:
     stop_reason: Optional[int | str] = None
     generation_logits: Any = None
     disaggregated_params: Any = None
+    request_perf_metrics: Any = None  # with SamplingParams(return_perf_metrics=True): the latest timing
     _last_text_len: int = field(default=0, init=False, repr=False)
     _last_token_ids_len: int = field(default=0, init=False, repr=False)
 
@@ -207,8 +210,10 @@ class RequestOutput:
         if isinstance(item, str):
             self._done, self._error = True, item
             raise RequestError(item)
-        job, tokens, final = item
+        job, tokens, final, timing = item
         output = self._outputs[0]
+        if timing is not None:
+            output.request_perf_metrics = RequestPerfMetrics(timing)
         output._last_token_ids_len = len(output.token_ids)
         output.token_ids.extend(tokens)
         self._done = final
@@ -289,7 +294,7 @@ class _Router:
 
     def result(self, job: Job, tokens: list[int], final: bool, timing=None) -> None:
         if (output := self._pop(job.id, final)) is not None:
-            output._deliver((job, tokens, final))
+            output._deliver((job, tokens, final, timing))
 
     def error(self, request_id: int, message: str, client_id) -> None:
         if (output := self._pop(request_id, True)) is not None:
@@ -409,7 +414,8 @@ class LLM:
         self._engine.submit([Job(id=request_id, prompt=token_ids, max_new=sampling_params.max_tokens,
                                  min_tokens=max(sampling_params.min_tokens or 1, 1), end_id=end_id,
                                  stop_words=stop_words, streaming=streaming,
-                                 exclude_input=sampling_params.exclude_input_from_output, inject_error=inject)])
+                                 exclude_input=sampling_params.exclude_input_from_output, inject_error=inject,
+                                 perf=sampling_params.return_perf_metrics, arrival=time.monotonic())])
         return output
 
     def generate(self, inputs, sampling_params: Optional[SamplingParams] = None, use_tqdm: bool = True, **kwargs):
