@@ -395,10 +395,7 @@ class TrtllmBackend:
                     del self._streamed[executor_id]
                 if result.finish_reasons[0] == self._ex.FinishReason.END_ID:
                     answer = with_end_id(answer, end_id)
-                if (metrics := result.request_perf_metrics) is not None:  # the engine's own latencies
-                    timing = metrics.timing_metrics
-                    self.latencies.add(timing.arrival_time, timing.first_token_time, timing.last_token_time,
-                                       len(answer))
+                self.latencies.add(result.request_perf_metrics, len(answer))  # the engine's own latencies
                 deliveries.finals.append((request_id, answer))
                 del self._ids[executor_id]
             finished = len(deliveries.finals) + len(deliveries.errors)

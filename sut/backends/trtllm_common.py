@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from llmkit.config.systems import RuntimeLimits, runtime_limits
 from llmkit.errors import UserError
 from sut.backends.base import ErrorCallback, TokenBatch, TokenCallback
 from sut.backends.latency import LatencyHistogram, p99_ms
+
+if TYPE_CHECKING:
+    from tensorrt_llm.bindings.executor import RequestPerfMetrics
 
 WARMUP_PROMPT_TOKENS = 32
 WARMUP_NEW_TOKENS = 4
@@ -143,7 +146,12 @@ class EngineLatencies:
         self.ttft = LatencyHistogram()
         self.tpot = LatencyHistogram()
 
-    def add(self, arrival: timedelta, first: timedelta, last: timedelta, tokens: int) -> None:
+    def add(self, metrics: RequestPerfMetrics | None, tokens: int) -> None:
+        """A final result's `request_perf_metrics` (None: the runtime gave none) for an answer of `tokens`."""
+        if metrics is None:
+            return
+        timing = metrics.timing_metrics
+        arrival, first, last = timing.arrival_time, timing.first_token_time, timing.last_token_time
         if first <= arrival:  # no first-token time (a request that ended before producing one)
             return
         self.ttft.add((first - arrival).total_seconds())
@@ -152,10 +160,10 @@ class EngineLatencies:
 
 
 def delivery_stats(instance: int, deliveries: Deliveries | None, first_submit: float | None,
-                   samples: IterationSamples, latencies: EngineLatencies | None = None) -> dict[str, object]:
+                   samples: IterationSamples, latencies: EngineLatencies) -> dict[str, object]:
     """An instance's own figures for result.json, its sampled iteration stats and its engine's own latencies
     included (combine_stats merges them over instances)."""
-    timed = {"ttft": latencies.ttft, "tpot": latencies.tpot} if latencies is not None and latencies.ttft.count else {}
+    timed = {"ttft": latencies.ttft, "tpot": latencies.tpot} if latencies.ttft.count else {}
     return {"instance": instance, "tokens": deliveries.tokens if deliveries else 0,
             "requests": deliveries.requests if deliveries else 0, "first_submit": first_submit,
             "last_final": deliveries.last_final if deliveries else None} | samples.summary() | timed
@@ -215,5 +223,4 @@ def combine_stats(engines: list[dict[str, object]]) -> dict[str, object]:
             "iterations": sum(int(e.get("iterations", 0)) for e in engines),  # type: ignore[call-overload]
             "kv_cache_blocks_used": _spread(kv), "requests_in_flight": _spread(active), "instances": len(engines),
             # the engine's own p99s (request perf metrics), None where the runtime gave none
-            "ttft_p99_ms": p99_ms(LatencyHistogram.merged(ttft)) if ttft else None,
-            "tpot_p99_ms": p99_ms(LatencyHistogram.merged(tpot)) if tpot else None}
+            "ttft_p99_ms": p99_ms(LatencyHistogram.merged(ttft)), "tpot_p99_ms": p99_ms(LatencyHistogram.merged(tpot))}

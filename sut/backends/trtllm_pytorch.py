@@ -187,9 +187,7 @@ class TrtllmPytorchBackend:
             if final.finish_reason == "stop" and final.stop_reason is None:  # ended by the end id, left out
                 ids = with_end_id(ids, end_id)
             answer = cut_after(ids, stop) if stop else ids
-            if (metrics := final.request_perf_metrics) is not None:  # the engine's own latencies
-                timing = metrics.timing_metrics
-                self.latencies.add(timing.arrival_time, timing.first_token_time, timing.last_token_time, len(answer))
+            self.latencies.add(final.request_perf_metrics, len(answer))  # the engine's own latencies
             deliveries.finals.append((request_id, answer))
         except Exception as error:  # a failed request is named to the SUT, never dropped
             deliveries.errors.append((request_id, f"{type(error).__name__}: {error}"))

@@ -70,6 +70,11 @@ class Job:
         return self.generated[:-1] if self.reason == END_ID else self.generated
 
 
+def response_row(job: Job, tokens: list[int], final: bool, timing) -> tuple:
+    """What a Response is made of (ResponseStore.add_all), as plain values that pickle cheaply."""
+    return job.id, tokens, final, job.reason, len(job.generated), job.client_id, timing
+
+
 class GreedyGenerator:
     """Greedy decoding with the kit's ContinuousBatch on a Hugging Face checkpoint (CPU float32 by default)."""
 

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from tensorrt_llm._double.engine import Engine, Job, ReplayGenerator
+from tensorrt_llm._double.engine import Engine, Job, ReplayGenerator, response_row
 from tensorrt_llm._double.settings import Limits, Settings
 
 log = logging.getLogger("tensorrt_llm")
@@ -168,7 +168,7 @@ class PipeSink:
         self._lock = threading.Lock()  # the engine thread's flush and the main thread's send_stats
 
     def result(self, job: Job, tokens: list[int], final: bool, timing=None) -> None:
-        self._results.append((job.id, tokens, final, job.reason, len(job.generated), job.client_id, timing))
+        self._results.append(response_row(job, tokens, final, timing))
 
     def error(self, request_id: int, message: str, client_id: int | None) -> None:
         self._errors.append((request_id, message, client_id))

@@ -184,14 +184,6 @@ class Response:
             raise TypeError("Response.__init__(): incompatible function arguments (expected str or Result)")
 
     @classmethod
-    def _of(cls, request_id: int, result: Result, client_id: int | None) -> Response:
-        """The double's own constructor for a good response (no argument conversion: the engine's ids are ints)."""
-        response = cls.__new__(cls)
-        response._request_id, response._client_id, response._error, response._result = (request_id, client_id,
-                                                                                         None, result)
-        return response
-
-    @classmethod
     def _result_of(cls, request_id: int, tokens: list[int], final: bool, reason: FinishReason, decoding_iter: int,
                    client_id: int | None, timing: tuple[float, float, float, float] | None = None) -> Response:
         """A good response with a fresh Result, made as cheaply as Python allows (the double's hot path)."""

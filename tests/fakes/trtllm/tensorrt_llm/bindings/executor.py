@@ -26,7 +26,7 @@ from tensorrt_llm._double.configs import (BatchingType, CapacitySchedulerPolicy,
                                           KvCacheConfig, ModelType, OrchestratorConfig, ParallelConfig,
                                           PeftCacheConfig, SchedulerConfig)
 from tensorrt_llm._double.convert import UINT64, NoConversion, incompatible, to_int, to_milliseconds
-from tensorrt_llm._double.engine import Engine, GreedyGenerator, Job, ReplayGenerator
+from tensorrt_llm._double.engine import Engine, GreedyGenerator, Job, ReplayGenerator, response_row
 from tensorrt_llm._double.requests import (IterationStats, KvCacheStats, OutputConfig, Request,  # noqa: F401
                                            RequestPerfMetrics, Response, Result, SamplingConfig,
                                            TimingMetrics)
@@ -56,32 +56,22 @@ class ResponseStore:
         self.terminated: set[int] = set()
         self.closed = False
         self.dead: str | None = None
-        self._batch: list[Response] = []  # this iteration's, only ever touched by the engine thread
+        self._results: list[tuple] = []  # this iteration's (response_row), only ever touched by the engine thread
+        self._errors: list[tuple] = []
 
     def result(self, job: Job, tokens: list[int], final: bool, timing=None) -> None:
-        self._batch.append(Response._result_of(job.id, tokens, final, FinishReason[job.reason] if final
-                                               else FinishReason.NOT_FINISHED, len(job.generated), job.client_id,
-                                               timing))
+        self._results.append(response_row(job, tokens, final, timing))
 
     def error(self, request_id: int, message: str, client_id: int | None) -> None:
-        self._batch.append(Response(request_id, message, client_id))
+        self._errors.append((request_id, message, client_id))
 
     def flush(self) -> None:
-        batch, self._batch = self._batch, []
-        if not batch:
-            return
-        with self.cv:
-            responses = self.responses
-            for response in batch:
-                got = responses.get(response._request_id)
-                if got is None:
-                    responses[response._request_id] = [response]
-                else:
-                    got.append(response)
-            self.cv.notify_all()
+        results, errors, self._results, self._errors = self._results, self._errors, [], []
+        if results or errors:
+            self.add_all(results, errors)
 
     def add_all(self, results: list[tuple], errors: list[tuple]) -> None:
-        """An iteration's responses as the child process sent them (RemoteEngine), straight into the store."""
+        """An iteration's responses (response_row tuples, and errors), from this process's loop or the child's."""
         make, not_finished, reasons = Response._result_of, FinishReason.NOT_FINISHED, FinishReason.__members__
         with self.cv:
             responses = self.responses
