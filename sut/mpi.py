@@ -18,13 +18,17 @@ from llmkit.log import launcher_rank, log_critical_now
 from llmkit.rundir import StagedDir
 from sut.backends.base import Backend, BackendSpec, ErrorCallback, RequestBatch, TokenCallback
 from sut.placement import InstancePlace, Placement, instance_spec
+from sut.timed import timed_section
 
 log = logging.getLogger(__name__)
 
 TAG_REQUESTS, TAG_EVENTS, TAG_STOP, TAG_STATS = 1, 2, 3, 4
 EVENT_READY, EVENT_FIRST, EVENT_FINAL, EVENT_ERROR, EVENT_ALIVE = "ready", "first", "final", "error", "alive"
 BACKEND_FAILED_EXIT_CODE = 3
-IDLE_SLEEP_S = 0.0005
+# A pump with nothing to do waits on its own rank's queue (what this rank sends wakes it at once) and looks for
+# messages from the other ranks every POLL_S while traffic is recent (BUSY_S), every IDLE_SLEEP_S after: each hop
+# between ranks adds at most that to a request's or a first token's way.
+POLL_S, IDLE_SLEEP_S, BUSY_S = 0.0001, 0.0005, 0.05
 # A serving rank says it is alive at least this often; rank 0 ends the job when one has said nothing for
 # RANK_SILENCE_S (a stopped, wedged or cut-off process), naming it, instead of waiting forever.
 HEARTBEAT_S = 1.0
@@ -73,6 +77,34 @@ class RemoteInstance:
 
     def pending(self) -> int:
         return self.submitted - self.completed
+
+
+def drain(source: queue.Queue) -> list:
+    """Everything waiting in `source`, without blocking."""
+    items = []
+    while True:
+        try:
+            items.append(source.get_nowait())
+        except queue.Empty:
+            return items
+
+
+class Nap:
+    """A pump's wait between rounds: it returns at once with what its own rank put in `source`, else after POLL_S
+    (traffic within BUSY_S) or IDLE_SLEEP_S, to look for other ranks' messages."""
+
+    def __init__(self):
+        self.last_busy = time.monotonic()
+
+    def take(self, source: queue.Queue, busy: bool) -> list:
+        now = time.monotonic()
+        if busy:
+            self.last_busy = now
+            return []
+        try:
+            return [source.get(timeout=POLL_S if now - self.last_busy < BUSY_S else IDLE_SLEEP_S)]
+        except queue.Empty:
+            return []
 
 
 class Sends:
@@ -131,20 +163,22 @@ class Coordinator:
 
         status = MPI.Status()
         next_check = time.monotonic() + HEARTBEAT_S
+        outgoing: list = []
+        nap = Nap()
         while not self._stop.is_set():
             busy = False
-            while not self._outbox.empty():
-                rank, index, requests = self._outbox.get_nowait()
+            outgoing += drain(self._outbox)
+            for rank, index, requests in outgoing:
                 self._sends.send((index, requests), dest=rank, tag=TAG_REQUESTS)
                 busy = True
+            outgoing = []
             while self.comm.iprobe(source=MPI.ANY_SOURCE, tag=TAG_EVENTS, status=status):
                 source = status.Get_source()
                 self._deliver(self.comm.recv(source=source, tag=TAG_EVENTS))
                 self._heard[source] = time.monotonic()
                 busy = True
             self._sends.progress()
-            if not busy:
-                time.sleep(IDLE_SLEEP_S)
+            outgoing += nap.take(self._outbox, busy)
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + HEARTBEAT_S
                 self._check_alive()
@@ -239,7 +273,8 @@ def serve_worker(spec: BackendSpec, placement: Placement, create_backend: Callab
     if os.environ.get(KILL_RANK_ENV) == str(rank):
         os._exit(9)
     sends = Sends(comm)
-    _pump_worker(comm, sends, backends, events)
+    with timed_section():
+        _pump_worker(comm, sends, backends, events)
     for backend in backends.values():
         backend.stop()
     sends.wait()
@@ -251,24 +286,24 @@ def _pump_worker(comm, sends: Sends, backends: dict[int, Backend], events: queue
 
     status = MPI.Status()
     rank, last_sent = comm.Get_rank(), time.monotonic()
+    batch: list = []
+    nap = Nap()
     while True:
         busy = False
-        if comm.iprobe(source=0, tag=MPI.ANY_TAG, status=status):
+        while comm.iprobe(source=0, tag=MPI.ANY_TAG, status=status):
             message = comm.recv(source=0, tag=status.Get_tag())
             if status.Get_tag() == TAG_STOP:
                 return
-            index, batch = message
-            backends[index].submit(batch)
+            index, requests = message
+            backends[index].submit(requests)
             busy = True
-        batch = []
-        while not events.empty():
-            batch.append(events.get_nowait())
+        batch += drain(events)
         if not batch and time.monotonic() - last_sent >= HEARTBEAT_S:
             batch.append((EVENT_ALIVE, rank, None, None))
         if batch:
             sends.send(batch, dest=0, tag=TAG_EVENTS)
             last_sent = time.monotonic()
             busy = True
+            batch = []
         sends.progress()
-        if not busy:
-            time.sleep(IDLE_SLEEP_S)
+        batch += nap.take(events, busy)

@@ -1,7 +1,6 @@
 """One loadgen run of the SUT: prepare on rank 0, start the backend instances, run loadgen, write the run dir."""
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from sut.dispatch import Dispatcher
 from sut.harness import Answers, Queries
 from sut.ledger import TokenLedger
 from sut.placement import Placement, instance_spec, place
+from sut.timed import timed_section
 
 log = logging.getLogger(__name__)
 
@@ -173,20 +173,15 @@ def _drive_staged(prepared: Prepared, remote: bool, staged: StagedDir, cleanups:
              benchmark.loadgen_model(cfg.scenario.name), len(instances))
     answers.progress = progress = tqdm(desc=f"{cfg.scenario.name.value} {cfg.mode.value}", unit="sample",
                                        mininterval=1.0)
-    # The timed run allocates per query; the cyclic collector's pauses would land in the latencies.
-    gc.collect()
-    gc.freeze()
-    gc.disable()
     test_settings = settings.test_settings(user_conf, cfg, benchmark)
     seeds = settings.round_seed_mismatches(test_settings, cfg)
     try:
-        lg.StartTestWithLogSettings(
-            sut, qsl, test_settings, settings.log_settings(staged.path), str(staged.path / AUDIT_CONFIG),
-        )
-        answers.wait_idle()
+        with timed_section():
+            lg.StartTestWithLogSettings(
+                sut, qsl, test_settings, settings.log_settings(staged.path), str(staged.path / AUDIT_CONFIG),
+            )
+            answers.wait_idle()
     finally:
-        gc.enable()
-        gc.unfreeze()
         progress.close()
         # The backends stop before loadgen's SUT goes: an answer still in flight must not reach a destroyed SUT.
         engines = coordinator.stop() if coordinator is not None else []

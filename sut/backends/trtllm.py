@@ -214,7 +214,10 @@ class TrtllmBackend:
         assert isinstance(backend, TrtllmBackendConfig)
         self.backend = backend
         self.where = f"trtllm instance {spec.instance}"
-        self._lock = threading.Lock()  # guards the id map and the streamed tokens (submit vs. the poller)
+        # Held by submit while it enqueues and registers the ids, so that the poller, seeing an id it does not know
+        # yet, waits for the registration (it takes the lock only then, and for the pending count: a busy instance's
+        # iteration is milliseconds of work, which a request arriving meanwhile must not wait for).
+        self._lock = threading.Lock()
         self._ids: dict[int, tuple[int, int]] = {}  # executor request id -> (the SUT's request id, its end id)
         self._streamed: dict[int, list[int]] = {}  # executor request id -> tokens so far (streaming)
         self._pending = 0
@@ -256,10 +259,10 @@ class TrtllmBackend:
                 self.first_submit = time.perf_counter()
             self._pending += len(requests)
             ids = self._executor.enqueue_requests(requests)
+            if batch.stream:  # before the id map: the poller reads both without the lock
+                self._streamed.update((executor_id, []) for executor_id in ids)
             self._ids.update((executor_id, (request_id, end_id))
                              for executor_id, request_id in zip(ids, batch.request_ids.tolist()))
-            if batch.stream:
-                self._streamed.update((executor_id, []) for executor_id in ids)
 
     def pending(self) -> int:
         return self._pending
@@ -365,39 +368,43 @@ class TrtllmBackend:
             self._take_some(responses)
 
     def _take_some(self, responses: list[trtllm.Response]) -> None:
-        deliveries = self._deliveries
-        with self._lock:
-            for response in responses:
-                executor_id = response.request_id
-                known = self._ids.get(executor_id)
+        deliveries, ids, streamed = self._deliveries, self._ids, self._streamed
+        for response in responses:
+            executor_id = response.request_id
+            known = ids.get(executor_id)
+            if known is None:
+                with self._lock:  # a submit may be registering it right now
+                    known = ids.get(executor_id)
                 if known is None:
                     continue  # cancelled and forgotten
-                request_id, end_id = known
-                if response.has_error():  # before touching result, which throws on an error response
-                    deliveries.errors.append((request_id, response.error_msg))
-                    del self._ids[executor_id]
-                    self._streamed.pop(executor_id, None)
+            request_id, end_id = known
+            if response.has_error():  # before touching result, which throws on an error response
+                deliveries.errors.append((request_id, response.error_msg))
+                del ids[executor_id]
+                streamed.pop(executor_id, None)
+                continue
+            result = response.result
+            tokens = result.output_token_ids[0]
+            so_far = streamed.get(executor_id)
+            answer: Sequence[int]
+            if so_far is None:  # not streamed: one final response with every token
+                answer = tokens
+            else:  # streamed: per-step deltas
+                first_now = not so_far and len(tokens) > 0
+                so_far.extend(tokens)
+                if first_now:
+                    deliveries.firsts.append((request_id, so_far[:len(tokens)]))
+                if not result.is_final:
                     continue
-                result = response.result
-                tokens = result.output_token_ids[0]
-                so_far = self._streamed.get(executor_id)
-                answer: Sequence[int]
-                if so_far is None:  # not streamed: one final response with every token
-                    answer = tokens
-                else:  # streamed: per-step deltas
-                    first_now = not so_far and len(tokens) > 0
-                    so_far.extend(tokens)
-                    if first_now:
-                        deliveries.firsts.append((request_id, so_far[:len(tokens)]))
-                    if not result.is_final:
-                        continue
-                    answer = so_far
-                    del self._streamed[executor_id]
-                if result.finish_reasons[0] == self._ex.FinishReason.END_ID:
-                    answer = with_end_id(answer, end_id)
-                self.latencies.add(result.request_perf_metrics, len(answer))  # the engine's own latencies
-                deliveries.finals.append((request_id, answer))
-                del self._ids[executor_id]
-            finished = len(deliveries.finals) + len(deliveries.errors)
-            self._pending -= finished
+                answer = so_far
+                del streamed[executor_id]
+            if result.finish_reasons[0] == self._ex.FinishReason.END_ID:
+                answer = with_end_id(answer, end_id)
+            self.latencies.add(result.request_perf_metrics, len(answer))  # the engine's own latencies
+            deliveries.finals.append((request_id, answer))
+            del ids[executor_id]
+        finished = len(deliveries.finals) + len(deliveries.errors)
+        if finished:
+            with self._lock:
+                self._pending -= finished
         deliveries.flush()

@@ -71,7 +71,11 @@ class Job:
 
 
 def response_row(job: Job, tokens: list[int], final: bool, timing) -> tuple:
-    """What a Response is made of (ResponseStore.add_all), as plain values that pickle cheaply."""
+    """What a Response is made of (ResponseStore.add_all), as plain values that pickle cheaply: (request id, tokens,
+    final, reason, decoding iteration, client id, timing), or for the common streamed step (one token, not final, no
+    timing, no client id) only (request id, token, decoding iteration), a quarter of the cost to unpickle."""
+    if not final and len(tokens) == 1 and timing is None and job.client_id is None:
+        return job.id, tokens[0], len(job.generated)
     return job.id, tokens, final, job.reason, len(job.generated), job.client_id, timing
 
 

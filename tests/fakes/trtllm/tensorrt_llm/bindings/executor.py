@@ -45,15 +45,16 @@ AWAIT_SIGNATURES = ["self, timeout: datetime.timedelta | float | None = None",
 
 
 class ResponseStore:
-    """Responses per request id, as the executor keeps them until await_responses collects them. The engine thread
-    adds an iteration's responses together (`flush`), as the runtime's response queue does once per iteration. With
-    the loop in a child process (`pump` set: RemoteEngine.pump), the waiting caller moves them in itself."""
+    """The responses not yet awaited, as the executor keeps them: one list per engine iteration (the engine thread
+    adds an iteration's together, `flush`, as the runtime fills its response map once per iteration). With the loop
+    in a child process (`pump` set: RemoteEngine.pump), the waiting caller moves them in itself."""
 
     def __init__(self):
         self.pump = None
         self.cv = threading.Condition()
-        self.responses: dict[int, list[Response]] = {}
+        self.batches: list[list[Response]] = []  # per iteration, one response per request at most
         self.terminated: set[int] = set()
+        self._ending: set[int] = set()  # requests whose last response is in `batches`
         self.closed = False
         self.dead: str | None = None
         self._results: list[tuple] = []  # this iteration's (response_row), only ever touched by the engine thread
@@ -72,19 +73,12 @@ class ResponseStore:
 
     def add_all(self, results: list[tuple], errors: list[tuple]) -> None:
         """An iteration's responses (response_row tuples, and errors), from this process's loop or the child's."""
-        make, not_finished, reasons = Response._result_of, FinishReason.NOT_FINISHED, FinishReason.__members__
+        batch = Response.of_rows(results)
+        batch += [Response(request_id, text, client_id) for request_id, text, client_id in errors]
+        ending = [row[0] for row in results if len(row) == 7 and row[2]] + [request_id for request_id, _, _ in errors]
         with self.cv:
-            responses = self.responses
-            for request_id, tokens, final, reason, decoding_iter, client_id, timing in results:
-                response = make(request_id, tokens, final, reasons[reason] if final else not_finished, decoding_iter,
-                                client_id, timing)
-                got = responses.get(request_id)
-                if got is None:
-                    responses[request_id] = [response]
-                else:
-                    got.append(response)
-            for request_id, text, client_id in errors:
-                responses.setdefault(request_id, []).append(Response(request_id, text, client_id))
+            self.batches.append(batch)
+            self._ending.update(ending)
             self.cv.notify_all()
 
     def died(self, message: str) -> None:
@@ -92,39 +86,60 @@ class ResponseStore:
             self.dead = message
             self.cv.notify_all()
 
-    def _take(self, ids) -> list[Response]:
-        out = []
-        for request_id in sorted(ids):
-            got = self.responses.pop(request_id, None)
-            if not got:
-                continue
-            last = got[-1]  # a request's final (or error) response is its last
-            if last._error is not None or last._result.is_final:
-                self.terminated.add(request_id)
-            out += got
+    def count(self, request_id: int | None = None) -> int:
+        if request_id is None:
+            return sum(map(len, self.batches))
+        return sum(r.request_id == request_id for batch in self.batches for r in batch)
+
+    def _take(self, ids: set[int] | None) -> list[Response]:
+        """The awaited responses, grouped by request id as the runtime's map gives them, in arrival order within
+        each request; a request whose last response goes is terminated."""
+        if ids is None:
+            batches, self.batches = self.batches, []
+            ending, self._ending = self._ending, set()
+        else:
+            ending = self._ending & ids
+            self._ending -= ending
+            batches = [[r for r in batch if r.request_id in ids] for batch in self.batches]
+            self.batches = [[r for r in batch if r.request_id not in ids] for batch in self.batches]
+            self.batches = [batch for batch in self.batches if batch]
+        if len(batches) == 1:
+            out = batches[0]  # one iteration: one response per request, grouped already
+        else:
+            groups: dict[int, list[Response]] = {}
+            for batch in batches:
+                for response in batch:
+                    groups.setdefault(response.request_id, []).append(response)
+            out = [response for group in groups.values() for response in group]
+        self.terminated |= ending
         return out
 
     def wait(self, ids: list[int] | None, timeout: datetime.timedelta | None) -> list[Response]:
         """All ready responses (of `ids`, or of every request), waiting up to `timeout` for the first."""
+        wanted = None if ids is None else set(ids)
+
         def ready():
-            keys = self.responses if ids is None else [i for i in ids if self.responses.get(i)]
-            return bool(keys) or self.closed or self.dead is not None
+            if self.closed or self.dead is not None:
+                return True
+            if wanted is None:
+                return bool(self.batches)
+            return any(r.request_id in wanted for batch in self.batches for r in batch)
 
         if self.pump is not None:
-            return self._pumped(ids, ready, None if timeout is None else timeout.total_seconds())
+            return self._pumped(wanted, ready, None if timeout is None else timeout.total_seconds())
         with self.cv:
             if timeout is None:
                 self.cv.wait_for(ready)
             elif not self.cv.wait_for(ready, timeout.total_seconds()):
                 return []
-            return self._ready(ids)
+            return self._ready(wanted)
 
-    def _ready(self, ids: list[int] | None) -> list[Response]:
+    def _ready(self, ids: set[int] | None) -> list[Response]:
         if self.dead is not None:
             raise RuntimeError(self.dead)
-        return self._take(list(self.responses) if ids is None else [i for i in ids if i in self.responses])
+        return self._take(ids)
 
-    def _pumped(self, ids: list[int] | None, ready, timeout_s: float | None) -> list[Response]:
+    def _pumped(self, ids: set[int] | None, ready, timeout_s: float | None) -> list[Response]:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             with self.cv:
@@ -297,9 +312,7 @@ class Executor:
         if self._store.pump is not None:
             self._store.pump(0.0)
         with self._store.cv:
-            if id is None:
-                return sum(len(v) for v in self._store.responses.values())
-            return len(self._store.responses.get(to_int(id, UINT64, "id"), []))
+            return self._store.count(None if id is None else to_int(id, UINT64, "id"))
 
     def cancel_request(self, id) -> None:  # noqa: A002
         request_id = to_int(id, UINT64, "id")
