@@ -301,6 +301,12 @@ def _pump_worker(comm, sends: Sends, backends: dict[int, Backend], events: queue
         if not batch and time.monotonic() - last_sent >= HEARTBEAT_S:
             batch.append((EVENT_ALIVE, rank, None, None))
         if batch:
+            # First tokens go alone, ahead: a small message travels at once, where one with answers in it may wait
+            # for the receiver (MPI's rendezvous for large messages). Same source and tag keep the order.
+            firsts = [event for event in batch if event[0] == EVENT_FIRST]
+            if firsts and len(firsts) < len(batch):
+                sends.send(firsts, dest=0, tag=TAG_EVENTS)
+                batch = [event for event in batch if event[0] != EVENT_FIRST]
             sends.send(batch, dest=0, tag=TAG_EVENTS)
             last_sent = time.monotonic()
             busy = True

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-SWITCH_S = 0.0002
+SWITCH_S = 0.00005
 
 
 @contextmanager

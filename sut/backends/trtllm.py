@@ -359,7 +359,7 @@ class TrtllmBackend:
         thousands of responses, nearly all mid-answer: its few first tokens must not wait for the rest); then beam
         0's new tokens are appended per request and the final answers handed over, one delivery per kind."""
         streamed = self._streamed
-        firsts = [r for r in responses if streamed.get(r.request_id) == []] if streamed else []
+        firsts = [r for r in responses if not streamed.get(r.request_id, True)] if streamed else []  # no token yet
         if firsts:
             self._take_some(firsts)
             rest = set(map(id, firsts))

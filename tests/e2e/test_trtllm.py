@@ -176,3 +176,31 @@ def test_leader_placement_under_mpirun_serves_one_instance_per_rank(root, hf_ans
                                                  {"index": 1, "ranks": [2], "devices": ["cuda:1"]}]
     assert summary["engine"]["instances"] == 2
     assert answers(out) == hf_answers
+
+
+@pytest.mark.mpi
+def test_harness_runs_a_trtllm_case_one_rank_per_instance(artifacts, tmp_path, monkeypatch):
+    """`llmkit bench harness --backend trtllm` (leader placement, its default): the case runs under mpirun -n
+    1+instances, loadgen on rank 0 and one instance per rank, on the double's replay loop in processes of its own;
+    only rank 0 writes the figures, with the engine's own latencies beside loadgen's."""
+    from bench.harness import Case, run_case
+
+    env = fake_trtllm_env(base=fake_toolchain_env("8x NVIDIA H200|9.0|143771"), mode="replay", ttft_ms=20,
+                          tpot_ms=4, engine="process", iteration_ms=4)
+    built = run_cli("llmkit", "build", "system=h200x8", "system.dp=1", "system.tp=1", "system.pp=1",
+                    "benchmark=mixtral-8x7b", "model=tiny-mixtral", "precision=bf16", f"artifacts_root={tmp_path}",
+                    f"model.path={artifacts / 'models' / 'tiny-mixtral'}", env=env)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (engine,) = (tmp_path / "engines").iterdir()
+    for key, value in env.items():  # the case's processes inherit this one's environment
+        monkeypatch.setenv(key, value)
+    case = Case("tiny Server trtllm leader", "mixtral-8x7b", "server", 1, target_qps=40, mean_output=8, ttft_ms=20,
+                tpot_ms=4, instances=2, duration_ms=500, min_queries=20, samples=64, backend="trtllm",
+                engine_dir=str(engine), placement="leader")
+    figures = run_case(case)
+    assert figures["placement"]["mode"] == "instances per rank"
+    assert [place["ranks"] for place in figures["placement"]["instances"]] == [[1], [2]]
+    assert figures["sample_count"] >= 20 and figures["ttft_p99_ms"] > 0
+    engine_figures = figures["engine"]
+    assert engine_figures["instances"] == 2 and engine_figures["tokens"] == figures["output_tokens"]
+    assert 20 <= engine_figures["ttft_p99_ms"] <= figures["ttft_p99_ms"]

@@ -70,6 +70,9 @@ class Job:
         return self.generated[:-1] if self.reason == END_ID else self.generated
 
 
+STAMP_AT_HAND_OVER = -1.0  # a token time taken when its iteration's responses are handed over
+
+
 def response_row(job: Job, tokens: list[int], final: bool, timing) -> tuple:
     """What a Response is made of (ResponseStore.add_all), as plain values that pickle cheaply: (request id, tokens,
     final, reason, decoding iteration, client id, timing), or for the common streamed step (one token, not final, no
@@ -198,6 +201,8 @@ class Engine:
         self._queued: deque[Job] = deque()
         self._waiting: deque[Job] = deque()
         self._active: dict[int, Job] = {}  # by request id, in admission order
+        self._timed: list[tuple[Job, list[int], bool]] = []  # this iteration's responses that carry perf metrics
+        self._stamp: list[Job] = []  # this iteration's jobs whose first or last token time is due at the hand-over
         self._used_blocks = 0  # KV blocks the active requests hold
         self._cancel: set[int] = set()
         self._stop = False
@@ -259,7 +264,7 @@ class Engine:
             log.exception("fake TensorRT-LLM execution loop failed")
             for job in [*self._active.values(), *self._waiting]:
                 self.sink.error(job.id, f"Encountered an error in forwardAsync function: {error}", job.client_id)
-            self.sink.flush()
+            self._hand_over()
 
     def _fault(self) -> bool:
         """Stall or die once enough requests were answered (with the condition held); True ends the loop."""
@@ -277,7 +282,7 @@ class Engine:
                 logging.shutdown()
                 os._exit(s.die_code)
             self.dead = message
-            self.sink.flush()
+            self._hand_over()
             self.sink.died(message)
             return True
         return False
@@ -310,7 +315,7 @@ class Engine:
                 finished.append(job)
         if finished:
             self._retire(finished)
-        self.sink.flush()
+        self._hand_over()
         self._record(start, len(admitted), running, completed + len(finished))
 
     def _retire(self, finished: list[Job]) -> None:
@@ -403,12 +408,13 @@ class Engine:
     def _emit(self, job: Job) -> None:
         visible, final = job.visible(), job.reason is not None
         first = job.sent == 0
-        if job.perf:  # the steady clock, as the runtime's RequestPerfMetrics
-            now = time.monotonic()
+        if job.perf and ((not job.first_at and job.generated) or final):
+            # stamped when the iteration's responses are handed over (_hand_over), with or without a response now
             if not job.first_at and job.generated:
-                job.first_at = now
+                job.first_at = STAMP_AT_HAND_OVER
             if final:
-                job.last_at = now
+                job.last_at = STAMP_AT_HAND_OVER
+            self._stamp.append(job)
         if job.streaming:
             tokens = list(visible) if job.return_all else visible[job.sent:]
             if not (final or len(visible) > job.sent):
@@ -418,12 +424,32 @@ class Engine:
             return
         else:
             tokens = ([] if job.exclude_input else list(job.prompt)) + list(visible)
-        # perf metrics ride on a request's first and final responses only (the runtime's on every one)
-        timing = ((job.arrival, job.scheduled, job.first_at, job.last_at) if job.perf and (first or final)
-                  else None)
-        self.sink.result(job, tokens, final, timing)
         if final:
             self.finals += 1
+        # perf metrics ride on a request's first and final responses only (the runtime's on every one)
+        if job.perf and (first or final):
+            self._timed.append((job, tokens, final))
+        else:
+            self.sink.result(job, tokens, final, None)
+
+    def _hand_over(self) -> None:
+        """The iteration's responses leave together. The runtime stamps token times as its iteration ends and hands
+        the responses over microseconds later; the double's Python takes milliseconds for a busy iteration's
+        tokens, so its times are taken here, when the responses become available: that time is the engine's, not
+        the caller's (a harness subtracting the engine's own latencies must not count the double's slowness as its
+        own)."""
+        if self._stamp:
+            now = time.monotonic()
+            for job in self._stamp:
+                if job.first_at == STAMP_AT_HAND_OVER:
+                    job.first_at = now
+                if job.last_at == STAMP_AT_HAND_OVER:
+                    job.last_at = now
+            self._stamp = []
+        for job, tokens, final in self._timed:
+            self.sink.result(job, tokens, final, (job.arrival, job.scheduled, job.first_at, job.last_at))
+        self._timed = []
+        self.sink.flush()
 
     def _final_error(self, job: Job, message: str) -> None:
         self.sink.error(job.id, message, job.client_id)
