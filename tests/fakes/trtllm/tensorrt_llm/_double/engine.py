@@ -82,6 +82,11 @@ def response_row(job: Job, tokens: list[int], final: bool, timing) -> tuple:
     return job.id, tokens, final, job.reason, len(job.generated), job.client_id, timing
 
 
+def full_row(row: tuple) -> tuple:
+    """A response_row in its long form."""
+    return row if len(row) == 7 else (row[0], [row[1]], False, None, row[2], None, None)
+
+
 class GreedyGenerator:
     """Greedy decoding with the kit's ContinuousBatch on a Hugging Face checkpoint (CPU float32 by default)."""
 
@@ -408,13 +413,13 @@ class Engine:
     def _emit(self, job: Job) -> None:
         visible, final = job.visible(), job.reason is not None
         first = job.sent == 0
-        if job.perf and ((not job.first_at and job.generated) or final):
-            # stamped when the iteration's responses are handed over (_hand_over), with or without a response now
+        if job.perf:  # token times are stamped when the iteration's responses are handed over (_hand_over)
             if not job.first_at and job.generated:
                 job.first_at = STAMP_AT_HAND_OVER
+                self._stamp.append(job)
             if final:
                 job.last_at = STAMP_AT_HAND_OVER
-            self._stamp.append(job)
+                self._stamp.append(job)
         if job.streaming:
             tokens = list(visible) if job.return_all else visible[job.sent:]
             if not (final or len(visible) > job.sent):

@@ -23,6 +23,7 @@ from datetime import timedelta
 from tensorrt_llm._double.configs import FinishReason
 from tensorrt_llm._double.convert import (INT32, NoConversion, to_bool, to_int, to_opt_float, to_opt_int,
                                           to_opt_token_lists, to_tokens)
+from tensorrt_llm._double.engine import full_row
 from tensorrt_llm._double.settings import TllmError
 
 SAMPLING_FIELDS = ("top_k", "top_p", "top_p_min", "top_p_reset_ids", "top_p_decay", "seed", "temperature",
@@ -170,9 +171,10 @@ class Result:
 
 class Response:
     # `_row` is what the engine made the response of (engine.response_row: request id, tokens, final, reason,
-    # decoding iteration, client id, timing; or request id, token, decoding iteration); a good response's Result is made from it when `result` is first read,
-    # as the binding converts its C++ Result on access. Responses come by the thousand a second in load tests, where
-    # the binding makes them in C++: the double's hot path (`of_rows`) only wraps each row.
+    # decoding iteration, client id, timing; or request id, token, decoding iteration); a good response's Result is
+    # made from it when `result` is first read, as the binding converts its C++ Result on access. Responses come by
+    # the thousand a second in load tests, where the binding makes them in C++: the double's hot path (`of_rows`)
+    # only wraps each row.
     __slots__ = ("_row", "_error", "_result")
 
     def __init__(self, request_id, error_msg_or_result, client_id=None):
@@ -198,7 +200,7 @@ class Response:
         return out
 
     request_id = property(lambda self: self._row[0])
-    client_id = property(lambda self: self._row[5] if len(self._row) == 7 else None)
+    client_id = property(lambda self: full_row(self._row)[5])
 
     def has_error(self) -> bool:
         return self._error is not None
@@ -215,10 +217,7 @@ class Response:
         if result is None:
             if self._error is not None:
                 raise TllmError(f"Cannot get the result for a response with an error: {self._error}")
-            row = self._row
-            if len(row) == 3:  # a streamed step (engine.response_row)
-                row = (row[0], [row[1]], False, None, row[2], None, None)
-            _, tokens, final, reason, decoding_iter, _, timing = row
+            _, tokens, final, reason, decoding_iter, _, timing = full_row(self._row)
             result = self._result = _new(Result)
             result.is_final = result.is_sequence_final = final
             result.output_token_ids, result.decoding_iter = [tokens], decoding_iter
