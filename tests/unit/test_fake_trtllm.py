@@ -428,6 +428,27 @@ def test_perf_metrics_and_iteration_ticks(trt, executors, monkeypatch, engine_pl
     assert collect(executor, untimed)[untimed[0]][-1].result.request_perf_metrics is None
 
 
+def test_due_times_take_jobs_on_their_tick_or_at_their_time(trt):
+    """The replay loop's queue: with ticks, a job leaves at the first tick at or after its due time, in the order
+    put; without, at its own time, earliest first."""
+    from tensorrt_llm._double.engine import DueTimes, Job
+
+    jobs = [Job(i, [1], 4, 0, None, [], True, True) for i in range(4)]
+    ticked = DueTimes(0.02, 0.005)  # ticks at 0.005, 0.025, 0.045, 0.065, ...
+    for job, due in zip(jobs, (0.031, 0.0251, 0.05, 0.045)):
+        ticked.put(job, due)
+    assert ticked.first() == pytest.approx(0.045)
+    assert ticked.take(0.044) == []
+    assert [j.id for j in ticked.take(0.045)] == [0, 1, 3]
+    assert ticked.first() == pytest.approx(0.065)
+    assert [j.id for j in ticked.take(1.0)] == [2] and ticked.first() is None
+    exact = DueTimes(0.0, 0.0)
+    for job, due in zip(jobs, (0.031, 0.0251, 0.05, 0.045)):
+        exact.put(job, due)
+    assert exact.first() == 0.0251
+    assert [j.id for j in exact.take(0.046)] == [1, 0, 3] and [j.id for j in exact.take(0.05)] == [2]
+
+
 # packaging and the LLM API -----------------------------------------------------------------------------------
 def test_importable_only_through_its_environment(engine):
     code = "import importlib.metadata as m, tensorrt_llm; print(tensorrt_llm.__version__, m.version('tensorrt_llm'))"

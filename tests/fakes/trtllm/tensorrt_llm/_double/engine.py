@@ -38,7 +38,7 @@ END_ID, STOP_WORDS, LENGTH, CANCELLED = "END_ID", "STOP_WORDS", "LENGTH", "CANCE
 FETCH_ERROR = "Encountered an error when fetching new request: [TensorRT-LLM][ERROR] "
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Job:
     """One request inside the double."""
 
@@ -64,10 +64,6 @@ class Job:
     scheduled: float = 0.0  # when the loop admitted it
     first_at: float = 0.0  # when its first token left
     last_at: float = 0.0  # when its final response left
-
-    def visible(self) -> list[int]:
-        """The generated tokens as the runtime returns them: the end_id token is not part of the output."""
-        return self.generated[:-1] if self.reason == END_ID else self.generated
 
 
 STAMP_AT_HAND_OVER = -1.0  # a token time taken when its iteration's responses are handed over
@@ -129,10 +125,55 @@ class GreedyGenerator:
         self.batch.evict_finished()
 
 
+class DueTimes:
+    """Jobs by the time their next token is due, taken in that order (then in the order they were put). On an
+    iteration tick (`tick` > 0, with a phase) a job waits in its tick's bucket: appending to a list per tick costs a
+    fraction of a heap push per token, which at a busy engine's tens of thousands of tokens a second is most of the
+    double's own work; without ticks, a heap of exact times."""
+
+    def __init__(self, tick: float, phase: float):
+        self.tick, self.phase = tick, phase
+        self._buckets: dict[int, list[Job]] = {}  # tick number -> its jobs
+        self._ticks: list[int] = []  # heap of the bucket keys
+        self._heap: list[tuple[float, int, Job]] = []  # without ticks
+        self._order = itertools.count()
+
+    def put(self, job: Job, due: float) -> None:
+        if self.tick <= 0:
+            heapq.heappush(self._heap, (due, next(self._order), job))
+            return
+        number = math.ceil((due - self.phase) / self.tick - 1e-9)  # the first tick at or after `due`
+        bucket = self._buckets.get(number)
+        if bucket is None:
+            self._buckets[number] = [job]
+            heapq.heappush(self._ticks, number)
+        else:
+            bucket.append(job)
+
+    def first(self) -> float | None:
+        """When the earliest token is due (its tick's time)."""
+        if self.tick <= 0:
+            return self._heap[0][0] if self._heap else None
+        return self._ticks[0] * self.tick + self.phase if self._ticks else None
+
+    def take(self, now: float) -> list[Job]:
+        """Every job due at `now` or before, in order."""
+        taken: list[Job] = []
+        if self.tick <= 0:
+            heap = self._heap
+            while heap and heap[0][0] <= now:
+                taken.append(heapq.heappop(heap)[2])
+            return taken
+        ticks, tick, phase = self._ticks, self.tick, self.phase
+        while ticks and ticks[0] * tick + phase <= now:
+            taken += self._buckets.pop(heapq.heappop(ticks))
+        return taken
+
+
 class ReplayGenerator:
     """No model: each request's answer is `output_len` deterministic ids derived from its prompt (then end_id, when
     it has one and output_len < max_tokens), its first token `ttft` after admission and each next one `tpot` later.
-    A heap of due times: an iteration touches only the requests with a token due (cost per token, not per request
+    Due times (DueTimes): an iteration touches only the requests with a token due (cost per token, not per request
     per wake-up), so the double's own Python work stays small beside the SUT's it is used to measure."""
 
     def __init__(self, settings: Settings, vocab_size: int):
@@ -142,14 +183,8 @@ class ReplayGenerator:
         # as a real one's do; without, each token leaves at its own due time and the loop wakes far more often.
         # Iteration stats are recorded at most once per tick (or per TPOT), the rate a real engine's come at.
         # Each engine's ticks have a phase of their own: the instances of a node do not iterate in step.
-        self.tick, self.phase = settings.iteration_s, random.random() * settings.iteration_s
         self.iteration_s = settings.iteration_s or settings.tpot_s
-        self._due: list[tuple[float, int, Job]] = []
-        self._order = itertools.count()
-
-    def _on_tick(self, due: float) -> float:
-        tick, phase = self.tick, self.phase
-        return math.ceil((due - phase) / tick - 1e-9) * tick + phase if tick > 0 else due
+        self._due = DueTimes(settings.iteration_s, random.random() * settings.iteration_s)
 
     def script(self, job: Job) -> list[int]:
         seed = sum((i + 1) * t for i, t in enumerate(job.prompt)) % self.vocab
@@ -163,29 +198,30 @@ class ReplayGenerator:
         return ids
 
     def ready(self, active, now: float) -> bool:
-        return bool(self._due) and self._due[0][0] <= now
+        first = self._due.first()
+        return first is not None and first <= now
 
     def next_due(self, active) -> float | None:
-        return self._due[0][0] if self._due else None
+        return self._due.first()
 
     def admit(self, jobs: list[Job], now: float) -> list[Job]:
+        due = self._due
         for job in jobs:
             job.script, job.due = self.script(job), now + self.settings.ttft_s
-            heapq.heappush(self._due, (self._on_tick(job.due), next(self._order), job))
+            due.put(job, job.due)
         return []
 
     def step(self, active, now: float) -> list[Job]:
         touched, due, tpot = [], self._due, self.settings.tpot_s
-        while due and due[0][0] <= now:
-            job = heapq.heappop(due)[2]
+        for job in due.take(now):
             if job.reason is not None:
                 continue  # cancelled meanwhile
-            job.generated.append(job.script[len(job.generated)])
+            generated = job.generated
+            generated.append(job.script[len(generated)])
             touched.append(job)
-        for job in touched:  # the next token of each, unless this one ends it (seen by the engine afterwards)
-            if len(job.generated) < len(job.script):
+            if len(generated) < len(job.script):  # its next token, unless this one ends it (the engine sees after)
                 job.due += tpot
-                heapq.heappush(due, (self._on_tick(job.due), next(self._order), job))
+                due.put(job, job.due)
         return touched
 
     def evict(self, active) -> None:
@@ -402,33 +438,42 @@ class Engine:
         return taken
 
     def _check_finish(self, job: Job) -> None:
-        tokens, n = job.generated, len(job.generated)
-        if job.end_id is not None and tokens[-1] == job.end_id:
+        tokens = job.generated
+        last = tokens[-1]
+        if last == job.end_id:  # never when end_id is None
             job.reason = END_ID
-        elif any(n >= len(w) and tuple(tokens[-len(w):]) == w for w in job.stop_words):
+        elif job.stop_words and self._stopped(tokens, last, job.stop_words):
             job.reason = STOP_WORDS
-        elif n >= job.max_new:
+        elif len(tokens) >= job.max_new:
             job.reason = LENGTH
 
+    @staticmethod
+    def _stopped(tokens: list[int], last: int, stop_words: list[tuple[int, ...]]) -> bool:
+        for word in stop_words:  # the last token first: a busy engine asks this of every token
+            if word and word[-1] == last and len(tokens) >= len(word) and tuple(tokens[-len(word):]) == word:
+                return True
+        return False
+
     def _emit(self, job: Job) -> None:
-        visible, final = job.visible(), job.reason is not None
-        first = job.sent == 0
+        final, first = job.reason is not None, job.sent == 0
+        generated = job.generated
         if job.perf:  # token times are stamped when the iteration's responses are handed over (_hand_over)
-            if not job.first_at and job.generated:
+            if not job.first_at and generated:
                 job.first_at = STAMP_AT_HAND_OVER
                 self._stamp.append(job)
             if final:
                 job.last_at = STAMP_AT_HAND_OVER
                 self._stamp.append(job)
+        visible = len(generated) - (job.reason == END_ID)  # the end_id token is not part of the output
         if job.streaming:
-            tokens = list(visible) if job.return_all else visible[job.sent:]
-            if not (final or len(visible) > job.sent):
+            if not (final or visible > job.sent):
                 return
-            job.sent = len(visible)
+            tokens = generated[:visible] if job.return_all else generated[job.sent:visible]
+            job.sent = visible
         elif not final:
             return
         else:
-            tokens = ([] if job.exclude_input else list(job.prompt)) + list(visible)
+            tokens = ([] if job.exclude_input else list(job.prompt)) + generated[:visible]
         if final:
             self.finals += 1
         # perf metrics ride on a request's first and final responses only (the runtime's on every one)
