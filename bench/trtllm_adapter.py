@@ -100,10 +100,13 @@ def measure(load: float, iterations: int) -> dict:
         # Give each response a request the backend knows: `firsts` new streaming requests, the rest mid-answer.
         backend._ids.clear()
         backend._streamed.clear()
+        backend._awaiting_first.clear()
         for position, response in enumerate(burst):
             response.request_id = next_id
             backend._ids[next_id] = (next_id, 2)
             backend._streamed[next_id] = [] if position < firsts else [7]
+            if position < firsts:
+                backend._awaiting_first.add(next_id)
             next_id += 1
         backend._pending = len(burst)
         delivered["first_at"] = None

@@ -1,15 +1,16 @@
 """MPI launch (mpirun or srun): rank 0 hosts loadgen and the dispatcher; the other ranks host backend instances as the
 placement says (sut/placement.py), or only participate in an instance whose leader is another rank.
 
-mpi4py is imported only under a launcher. All traffic between ranks goes through one pump thread per rank, so MPI
-is only ever called from one thread at a time. A rank that fails aborts the whole job with a message naming the
-rank, instead of leaving loadgen waiting for answers that never come.
+mpi4py is imported only under a launcher. A thread with something to send sends it itself, at once (loadgen's
+issuing thread its queries, a backend's poller its first tokens and answers); one pump thread per rank receives.
+Every MPI call of a rank goes through its Link, one at a time, so the launcher need only provide
+MPI_THREAD_SERIALIZED. A rank that fails aborts the whole job with a message naming the rank, instead of leaving
+loadgen waiting for answers that never come.
 """
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -25,18 +26,26 @@ log = logging.getLogger(__name__)
 TAG_REQUESTS, TAG_EVENTS, TAG_STOP, TAG_STATS = 1, 2, 3, 4
 EVENT_READY, EVENT_FIRST, EVENT_FINAL, EVENT_ERROR, EVENT_ALIVE = "ready", "first", "final", "error", "alive"
 BACKEND_FAILED_EXIT_CODE = 3
-# A pump with nothing to do waits on its own rank's queue (what this rank sends wakes it at once) and looks for
-# messages from the other ranks every POLL_S while traffic is recent (BUSY_S), every IDLE_SLEEP_S after: each hop
-# between ranks adds at most that to a request's or a first token's way.
+# A pump looks for messages from the other ranks every POLL_S while traffic is recent (BUSY_S), every IDLE_SLEEP_S
+# after: each hop between ranks adds at most that to a request's or a first token's way.
 POLL_S, IDLE_SLEEP_S, BUSY_S = 0.0001, 0.0005, 0.05
 # A serving rank says it is alive at least this often; rank 0 ends the job when one has said nothing for
 # RANK_SILENCE_S (a stopped, wedged or cut-off process), naming it, instead of waiting forever.
 HEARTBEAT_S = 1.0
 RANK_SILENCE_S = 30.0
-# Test hooks: the rank named here exits abruptly once its backend is up, as a crashed process would; the silence
-# after which a rank is declared gone.
+# Test hooks: the worker rank named here exits abruptly once its backend is up, as a crashed process would (rank 0:
+# fails with an exception once the workers have their spec); the silence after which a rank is declared gone.
 KILL_RANK_ENV = "LLMKIT_TEST_KILL_RANK"
 SILENCE_ENV = "LLMKIT_TEST_RANK_SILENCE_S"
+
+
+# Rank 0: set once every worker rank was told to stop and has answered (Coordinator.stop). Until then they wait for
+# that word, and rank 0 ending otherwise must end the whole job (run_benchmark), or its MPI_Finalize waits for them.
+_workers_stopped = threading.Event()
+
+
+def workers_stopped() -> bool:
+    return _workers_stopped.is_set()
 
 
 def rank_silence_s() -> float:
@@ -53,90 +62,131 @@ def comm_world():
     return MPI.COMM_WORLD
 
 
-def abort_job(message: str) -> None:
+def abort_job(message: str, code: int = BACKEND_FAILED_EXIT_CODE) -> None:
     """Log the reason, discard the half-written run, and end every rank now."""
     log_critical_now(log, message)
     StagedDir.discard_live()
-    comm_world().Abort(BACKEND_FAILED_EXIT_CODE)
-    os._exit(BACKEND_FAILED_EXIT_CODE)
+    comm_world().Abort(code)
+    os._exit(code)
+
+
+class Link:
+    """A rank's MPI calls, from any of its threads, one at a time. Sends never block: a large message waits for its
+    receiver (MPI's rendezvous) while the pump keeps receiving (a blocking send both ways at once would deadlock two
+    ranks), and `progress` completes what has gone."""
+
+    def __init__(self, comm):
+        self.comm = comm
+        self._lock = threading.Lock()
+        self._open: list = []
+        self.last_sent = time.monotonic()
+
+    def send(self, message, dest: int, tag: int) -> None:
+        with self._lock:
+            request = self.comm.isend(message, dest=dest, tag=tag)
+            if not request.test()[0]:  # a small message has gone already: nothing left for the pump to complete
+                self._open.append(request)
+        self.last_sent = time.monotonic()
+
+    def receive(self, source: int, tag: int, status) -> tuple[bool, object]:
+        """(True, the next message from `source` with `tag`) if one is waiting (`status` says whose, which tag),
+        else (False, None); MPI.ANY_SOURCE and MPI.ANY_TAG allowed."""
+        with self._lock:
+            if not self.comm.iprobe(source=source, tag=tag, status=status):
+                return False, None
+            return True, self.comm.recv(source=status.Get_source(), tag=status.Get_tag())
+
+    def progress(self) -> None:
+        with self._lock:
+            if self._open:
+                self._open = [request for request in self._open if not request.test()[0]]
+
+    def wait(self) -> None:
+        with self._lock:
+            for request in self._open:
+                request.wait()
+            self._open = []
+
+
+class Nap:
+    """A pump's wait between rounds: POLL_S while traffic (received, or sent by any thread of the rank) is within
+    BUSY_S, IDLE_SLEEP_S after."""
+
+    def __init__(self, link: Link):
+        self.link = link
+        self.last_busy = time.monotonic()
+
+    def take(self, busy: bool) -> None:
+        now = time.monotonic()
+        if busy:
+            self.last_busy = now
+            return
+        recent = max(self.last_busy, self.link.last_sent)
+        time.sleep(POLL_S if now - recent < BUSY_S else IDLE_SLEEP_S)
 
 
 class RemoteInstance:
-    """Rank 0's handle on one backend instance hosted by a worker rank. Each count has one writer: `submitted` the
-    thread that dispatches, `completed` the pump thread."""
+    """Rank 0's handle on one backend instance hosted by a worker rank: `submit` sends the requests from the calling
+    thread. Each count has one writer: `submitted` the thread that dispatches, `completed` the pump thread."""
 
-    def __init__(self, place: InstancePlace, outbox: queue.Queue):
+    def __init__(self, place: InstancePlace, link: Link):
         self.place = place
-        self._outbox = outbox
+        self._link = link
         self.submitted = 0
         self.completed = 0
 
     def submit(self, batch: RequestBatch) -> None:
         self.submitted += len(batch)
-        self._outbox.put((self.place.host, self.place.index, batch.detached()))
+        self._link.send((self.place.index, batch.detached()), dest=self.place.host, tag=TAG_REQUESTS)
 
     def pending(self) -> int:
         return self.submitted - self.completed
 
 
-def drain(source: queue.Queue) -> list:
-    """Everything waiting in `source`, without blocking."""
-    items = []
-    while True:
-        try:
-            items.append(source.get_nowait())
-        except queue.Empty:
-            return items
+class WorkerEvents:
+    """A worker rank's events for rank 0, sent by the thread that has them (a backend's poller), each delivery as it
+    comes, so that a first token never waits for another thread to wake; held until rank 0 knows the rank is ready
+    (`open`)."""
 
+    def __init__(self, link: Link, rank: int):
+        self.link, self.rank = link, rank
+        self._lock = threading.Lock()
+        self._held: list | None = []
 
-class Nap:
-    """A pump's wait between rounds: it returns at once with what its own rank put in `source`, else after POLL_S
-    (traffic within BUSY_S) or IDLE_SLEEP_S, to look for other ranks' messages."""
+    def callbacks(self, index: int) -> tuple[TokenCallback, TokenCallback, ErrorCallback]:
+        """The backend instance's on_first, on_final and on_error. Only the answers travel, not the backend's whole
+        token buffer."""
+        rank = self.rank
+        return (lambda tokens: self._put((EVENT_FIRST, rank, index, tokens.compact())),
+                lambda tokens: self._put((EVENT_FINAL, rank, index, tokens.compact())),
+                lambda rid, message: self._put((EVENT_ERROR, rank, index, message)))
 
-    def __init__(self):
-        self.last_busy = time.monotonic()
+    def _put(self, event: tuple) -> None:
+        if self._held is not None:
+            with self._lock:
+                if self._held is not None:
+                    self._held.append(event)
+                    return
+        self.link.send([event], dest=0, tag=TAG_EVENTS)
 
-    def take(self, source: queue.Queue, busy: bool) -> list:
-        now = time.monotonic()
-        if busy:
-            self.last_busy = now
-            return []
-        try:
-            return [source.get(timeout=POLL_S if now - self.last_busy < BUSY_S else IDLE_SLEEP_S)]
-        except queue.Empty:
-            return []
-
-
-class Sends:
-    """Sends that never block the pump: a large message waits for its receiver while the pump keeps receiving (a
-    blocking send both ways at once would deadlock two ranks)."""
-
-    def __init__(self, comm):
-        self.comm = comm
-        self._open: list = []
-
-    def send(self, message, dest: int, tag: int) -> None:
-        self._open.append(self.comm.isend(message, dest=dest, tag=tag))
-
-    def progress(self) -> None:
-        self._open = [request for request in self._open if not request.test()[0]]
-
-    def wait(self) -> None:
-        for request in self._open:
-            request.wait()
-        self._open = []
+    def open(self) -> None:
+        with self._lock:
+            if self._held:
+                self.link.send(self._held, dest=0, tag=TAG_EVENTS)
+            self._held = None
+            self.link.last_sent = time.monotonic()  # the READY message just sent counts: the heartbeat is due later
 
 
 class Coordinator:
-    """Rank 0's side: one pump thread sends requests to the instances' hosts and delivers their events."""
+    """Rank 0's side: the dispatching thread sends requests to the instances' hosts (RemoteInstance.submit); one pump
+    thread receives their events and delivers them."""
 
     def __init__(self, placement: Placement, on_first: TokenCallback, on_final: TokenCallback,
                  on_error: ErrorCallback):
         self.comm = comm_world()
-        self._sends = Sends(self.comm)
+        self._link = Link(self.comm)
         self.placement = placement
-        self._outbox: queue.Queue = queue.Queue()
-        self.instances = [RemoteInstance(place, self._outbox) for place in placement.instances]
+        self.instances = [RemoteInstance(place, self._link) for place in placement.instances]
         self._by_index = {instance.place.index: instance for instance in self.instances}
         self._hosts = sorted({place.host for place in placement.instances})
         self._on_first, self._on_final, self._on_error = on_first, on_final, on_error
@@ -146,10 +196,15 @@ class Coordinator:
         self._silence_s = rank_silence_s()
 
     def wait_ready(self) -> None:
-        """Block until every host rank has started its instances."""
+        """Block until every host rank has started its instances. A rank that is ready sends its events (a list:
+        its heartbeat, an instance's error) while the others are still starting; they are delivered as they come."""
         ready = 0
         while ready < len(self._hosts):
-            kind, rank, _, payload = self.comm.recv(source=-1, tag=TAG_EVENTS)  # -1 is MPI.ANY_SOURCE
+            message = self.comm.recv(source=-1, tag=TAG_EVENTS)  # -1 is MPI.ANY_SOURCE
+            if isinstance(message, list):
+                self._deliver(message)
+                continue
+            kind, rank, _, payload = message
             if kind == EVENT_ERROR:
                 abort_job(f"rank {rank} could not start its backend: {payload}")
             ready += kind == EVENT_READY
@@ -163,22 +218,18 @@ class Coordinator:
 
         status = MPI.Status()
         next_check = time.monotonic() + HEARTBEAT_S
-        outgoing: list = []
-        nap = Nap()
+        nap = Nap(self._link)
         while not self._stop.is_set():
             busy = False
-            outgoing += drain(self._outbox)
-            for rank, index, requests in outgoing:
-                self._sends.send((index, requests), dest=rank, tag=TAG_REQUESTS)
+            while True:
+                found, events = self._link.receive(MPI.ANY_SOURCE, TAG_EVENTS, status)
+                if not found:
+                    break
+                self._deliver(events)
+                self._heard[status.Get_source()] = time.monotonic()
                 busy = True
-            outgoing = []
-            while self.comm.iprobe(source=MPI.ANY_SOURCE, tag=TAG_EVENTS, status=status):
-                source = status.Get_source()
-                self._deliver(self.comm.recv(source=source, tag=TAG_EVENTS))
-                self._heard[source] = time.monotonic()
-                busy = True
-            self._sends.progress()
-            outgoing += nap.take(self._outbox, busy)
+            self._link.progress()
+            nap.take(busy)
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + HEARTBEAT_S
                 self._check_alive()
@@ -213,7 +264,7 @@ class Coordinator:
         if self._thread is not None:
             self._thread.join()
         for rank in range(1, self.comm.Get_size()):
-            self._sends.send(None, dest=rank, tag=TAG_STOP)
+            self._link.send(None, dest=rank, tag=TAG_STOP)
         stats: list[dict] = []
         waiting, status = set(self._hosts), MPI.Status()
         deadline = time.monotonic() + self._silence_s
@@ -221,15 +272,15 @@ class Coordinator:
             if time.monotonic() > deadline:
                 abort_job(f"rank(s) {', '.join(map(str, sorted(waiting)))} did not stop within "
                           f"{self._silence_s:.0f} s: stopped, wedged or cut off; ending the job")
-            if self.comm.iprobe(source=MPI.ANY_SOURCE, tag=TAG_STATS, status=status):
+            found, message = self._link.receive(MPI.ANY_SOURCE, MPI.ANY_TAG, status)
+            if found and status.Get_tag() == TAG_STATS:
                 waiting.discard(status.Get_source())
-                stats += self.comm.recv(source=status.Get_source(), tag=TAG_STATS)
-            elif self.comm.iprobe(source=MPI.ANY_SOURCE, tag=TAG_EVENTS, status=status):
-                self.comm.recv(source=status.Get_source(), tag=TAG_EVENTS)
-            else:
-                self._sends.progress()
+                stats += message
+            elif not found:
+                self._link.progress()
                 time.sleep(IDLE_SLEEP_S)
-        self._sends.wait()
+        self._link.wait()
+        _workers_stopped.set()
         return stats
 
 
@@ -253,63 +304,48 @@ def serve_worker(spec: BackendSpec, placement: Placement, create_backend: Callab
         for follower in followers:
             follower.stop()
         return
-    events: queue.Queue = queue.Queue()
+    link = Link(comm)
+    events = WorkerEvents(link, rank)
     backends: dict[int, Backend] = {}
     try:
         for place in hosted:
             backend = create_backend(instance_spec(spec, place))
-            index = place.index
-            backend.start(
-                # Only the answers travel, not the backend's whole token buffer.
-                lambda tokens, index=index: events.put((EVENT_FIRST, rank, index, tokens.compact())),
-                lambda tokens, index=index: events.put((EVENT_FINAL, rank, index, tokens.compact())),
-                lambda rid, message, index=index: events.put((EVENT_ERROR, rank, index, message)),
-            )
-            backends[index] = backend
+            backend.start(*events.callbacks(place.index))
+            backends[place.index] = backend
     except Exception as error:
         comm.send((EVENT_ERROR, rank, None, f"{type(error).__name__}: {error}"), dest=0, tag=TAG_EVENTS)
         raise
     comm.send((EVENT_READY, rank, None, None), dest=0, tag=TAG_EVENTS)
+    events.open()
     if os.environ.get(KILL_RANK_ENV) == str(rank):
         os._exit(9)
-    sends = Sends(comm)
     with timed_section():
-        _pump_worker(comm, sends, backends, events)
+        _pump_worker(link, backends, rank)
     for backend in backends.values():
         backend.stop()
-    sends.wait()
+    link.wait()
     comm.send([s for backend in backends.values() if (s := backend.stats()) is not None], dest=0, tag=TAG_STATS)
 
 
-def _pump_worker(comm, sends: Sends, backends: dict[int, Backend], events: queue.Queue) -> None:
+def _pump_worker(link: Link, backends: dict[int, Backend], rank: int) -> None:
+    """Take rank 0's requests into the hosted instances until it says stop; say alive when nothing else was sent
+    for HEARTBEAT_S. The instances send their events themselves (WorkerEvents)."""
     from mpi4py import MPI
 
     status = MPI.Status()
-    rank, last_sent = comm.Get_rank(), time.monotonic()
-    batch: list = []
-    nap = Nap()
+    nap = Nap(link)
     while True:
         busy = False
-        while comm.iprobe(source=0, tag=MPI.ANY_TAG, status=status):
-            message = comm.recv(source=0, tag=status.Get_tag())
+        while True:
+            found, message = link.receive(0, MPI.ANY_TAG, status)
+            if not found:
+                break
             if status.Get_tag() == TAG_STOP:
                 return
             index, requests = message
             backends[index].submit(requests)
             busy = True
-        batch += drain(events)
-        if not batch and time.monotonic() - last_sent >= HEARTBEAT_S:
-            batch.append((EVENT_ALIVE, rank, None, None))
-        if batch:
-            # First tokens go alone, ahead: a small message travels at once, where one with answers in it may wait
-            # for the receiver (MPI's rendezvous for large messages). Same source and tag keep the order.
-            firsts = [event for event in batch if event[0] == EVENT_FIRST]
-            if firsts and len(firsts) < len(batch):
-                sends.send(firsts, dest=0, tag=TAG_EVENTS)
-                batch = [event for event in batch if event[0] != EVENT_FIRST]
-            sends.send(batch, dest=0, tag=TAG_EVENTS)
-            last_sent = time.monotonic()
-            busy = True
-            batch = []
-        sends.progress()
-        batch += nap.take(events, busy)
+        if time.monotonic() - link.last_sent >= HEARTBEAT_S:
+            link.send([(EVENT_ALIVE, rank, None, None)], dest=0, tag=TAG_EVENTS)
+        link.progress()
+        nap.take(busy)

@@ -118,7 +118,16 @@ def run_benchmark(cfg: RunConfig) -> Path | None:
         comm.bcast(None, root=0)
         raise
     comm.bcast((prepared.spec, prepared.placement), root=0)
-    return _drive(prepared, remote=True)
+    try:
+        if os.environ.get(mpi.KILL_RANK_ENV) == "0":  # test hook: rank 0 fails once the workers have their spec
+            raise RuntimeError(f"{mpi.KILL_RANK_ENV}=0")
+        return _drive(prepared, remote=True)
+    except BaseException as error:
+        if not mpi.workers_stopped():  # they would wait for rank 0's word forever, and its MPI_Finalize for them
+            log.error("rank 0 failed", exc_info=True)
+            mpi.abort_job(f"rank 0 failed ({type(error).__name__}: {error}) before its worker ranks were stopped; "
+                          "ending the job (the run is not written)")
+        raise
 
 
 def _drive(prepared: Prepared, remote: bool) -> Path:

@@ -220,6 +220,7 @@ class TrtllmBackend:
         self._lock = threading.Lock()
         self._ids: dict[int, tuple[int, int]] = {}  # executor request id -> (the SUT's request id, its end id)
         self._streamed: dict[int, list[int]] = {}  # executor request id -> tokens so far (streaming)
+        self._awaiting_first: set[int] = set()  # streamed executor request ids with no token handed over yet
         self._pending = 0
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -259,8 +260,9 @@ class TrtllmBackend:
                 self.first_submit = time.perf_counter()
             self._pending += len(requests)
             ids = self._executor.enqueue_requests(requests)
-            if batch.stream:  # before the id map: the poller reads both without the lock
+            if batch.stream:  # before the id map: the poller reads them without the lock
                 self._streamed.update((executor_id, []) for executor_id in ids)
+                self._awaiting_first.update(ids)
             self._ids.update((executor_id, (request_id, end_id))
                              for executor_id, request_id in zip(ids, batch.request_ids.tolist()))
 
@@ -355,20 +357,40 @@ class TrtllmBackend:
         self._deliveries.flush()
 
     def _take(self, responses: list[trtllm.Response]) -> None:
-        """One poll's responses. Streamed first tokens go to the SUT first (an iteration of a busy instance is
-        thousands of responses, nearly all mid-answer: its few first tokens must not wait for the rest); then beam
-        0's new tokens are appended per request and the final answers handed over, one delivery per kind."""
-        streamed = self._streamed
-        firsts = [r for r in responses if not streamed.get(r.request_id, True)] if streamed else []  # no token yet
-        if firsts:
-            self._take_some(firsts)
-            rest = set(map(id, firsts))
-            responses = [r for r in responses if id(r) not in rest]
-        if responses:
-            self._take_some(responses)
+        """One poll's responses. Streamed first tokens go to the SUT first: an iteration of a busy instance is
+        thousands of responses, nearly all mid-answer, and its few first tokens must not wait for the rest (one pass
+        over the ids against the requests still waiting for theirs). Then beam 0's new tokens are appended per
+        request and the final answers handed over, one delivery per kind."""
+        awaiting = self._awaiting_first
+        if awaiting:
+            firsts = [r for r in responses if r.request_id in awaiting]
+            if firsts:
+                self._take_firsts(firsts)
+        self._take_all(responses)
 
-    def _take_some(self, responses: list[trtllm.Response]) -> None:
-        deliveries, ids, streamed = self._deliveries, self._ids, self._streamed
+    def _take_firsts(self, responses: list[trtllm.Response]) -> None:
+        """Hand over the first tokens among `responses`, whose requests had none at the poll's start (a request may
+        have several responses in one poll: the first with tokens counts; errors and unknown ids are left to
+        _take_all)."""
+        deliveries, awaiting = self._deliveries, self._awaiting_first
+        for response in responses:
+            executor_id = response.request_id
+            if executor_id not in awaiting or response.has_error():
+                continue
+            known = self._ids.get(executor_id)
+            if known is None:
+                with self._lock:  # a submit may be registering it right now
+                    known = self._ids.get(executor_id)
+                if known is None:
+                    continue
+            tokens = response.result.output_token_ids[0]
+            if tokens:
+                deliveries.firsts.append((known[0], tokens))
+                awaiting.discard(executor_id)
+        deliveries.flush()
+
+    def _take_all(self, responses: list[trtllm.Response]) -> None:
+        deliveries, ids, streamed, awaiting = self._deliveries, self._ids, self._streamed, self._awaiting_first
         for response in responses:
             executor_id = response.request_id
             known = ids.get(executor_id)
@@ -382,6 +404,7 @@ class TrtllmBackend:
                 deliveries.errors.append((request_id, response.error_msg))
                 del ids[executor_id]
                 streamed.pop(executor_id, None)
+                awaiting.discard(executor_id)
                 continue
             result = response.result
             tokens = result.output_token_ids[0]
@@ -390,14 +413,15 @@ class TrtllmBackend:
             if so_far is None:  # not streamed: one final response with every token
                 answer = tokens
             else:  # streamed: per-step deltas
-                first_now = not so_far and len(tokens) > 0
+                if not so_far and tokens and executor_id in awaiting:  # registered after _take looked
+                    deliveries.firsts.append((request_id, tokens))
+                    awaiting.discard(executor_id)
                 so_far.extend(tokens)
-                if first_now:
-                    deliveries.firsts.append((request_id, so_far[:len(tokens)]))
                 if not result.is_final:
                     continue
                 answer = so_far
                 del streamed[executor_id]
+                awaiting.discard(executor_id)
             if result.finish_reasons[0] == self._ex.FinishReason.END_ID:
                 answer = with_end_id(answer, end_id)
             self.latencies.add(result.request_perf_metrics, len(answer))  # the engine's own latencies

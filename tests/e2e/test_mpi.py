@@ -62,6 +62,16 @@ def test_a_dying_rank_ends_the_job_with_the_rank_named(quick, tmp_path):
     assert not (tmp_path / "dead" / "result.json").exists()
 
 
+def test_rank_0_failing_ends_the_job_instead_of_leaving_the_workers_waiting(quick, tmp_path):
+    """An exception on rank 0 after the workers got their spec: the job ends at once, saying so, instead of rank 0's
+    MPI_Finalize and the workers waiting for each other until the launcher's timeout."""
+    result = mpirun(3, *quick, "system.dp=2", f"output_dir={tmp_path / 'failed'}",
+                    env={"LLMKIT_TEST_KILL_RANK": "0"}, timeout=120)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "rank 0 failed (RuntimeError: LLMKIT_TEST_KILL_RANK=0) before its worker ranks were stopped" in result.stderr
+    assert not (tmp_path / "failed").exists()
+
+
 def test_a_stopped_rank_ends_the_job_naming_it(quick, tmp_path):
     """kill -STOP of a worker rank (a wedged process looks the same): rank 0 hears no heartbeat from it and ends the
     job naming it, within the silence allowed (30 s by default; 3 s here)."""

@@ -126,3 +126,34 @@ def test_a_busy_iteration_hands_over_its_first_tokens_before_the_rest():
     figures = measure(load=10, iterations=3)
     assert figures["firsts"] > 0 and figures["finals"] > 0
     assert figures["first_tokens_p99_ms"] < figures["burst_p99_ms"]
+
+
+def test_several_responses_of_a_request_in_one_poll_give_one_first_token_and_the_whole_answer():
+    """A poll may hold several responses of one request (the engine answered it again since the last poll): its
+    first token goes once, ahead of the answers, and its final answer has every token. A request whose ids were
+    registered after the poll looked for first tokens still gets its first token."""
+    from bench.trtllm_adapter import FinishReason, _backend, _Response, _Result
+    from sut.backends.trtllm_common import Deliveries
+
+    backend, _ = _backend()
+    got: list[tuple[str, list]] = []
+    backend._deliveries = Deliveries(
+        lambda batch: got.append(("first", [(r, t.tolist()) for r, t in batch.pairs()])),
+        lambda batch: got.append(("final", [(r, t.tolist()) for r, t in batch.pairs()])),
+        lambda request_id, message: got.append(("error", [(request_id, message)])), "test")
+    for executor_id, request_id in ((1, 10), (2, 20)):
+        backend._ids[executor_id] = (request_id, 2)
+        backend._streamed[executor_id] = []
+    backend._awaiting_first.update((1, 2))
+    backend._pending = 2
+
+    def response(executor_id: int, token: int, final: bool = False) -> _Response:
+        return _Response(executor_id, _Result(final, [[token]], [FinishReason.LENGTH if final else
+                                                                 FinishReason.NOT_FINISHED]))
+
+    backend._take([response(1, 5), response(1, 6), response(1, 8, final=True)])
+    assert got == [("first", [(10, [5])]), ("final", [(10, [5, 6, 8])])]
+    got.clear()
+    backend._take_all([response(2, 7), response(2, 9)])  # as if request 2 was registered after _take looked
+    assert got == [("first", [(20, [7])])]
+    assert backend._awaiting_first == set() and backend._streamed == {2: [7, 9]} and backend.pending() == 1
