@@ -62,12 +62,12 @@ def comm_world():
     return MPI.COMM_WORLD
 
 
-def abort_job(message: str, code: int = BACKEND_FAILED_EXIT_CODE) -> None:
+def abort_job(message: str) -> None:
     """Log the reason, discard the half-written run, and end every rank now."""
     log_critical_now(log, message)
     StagedDir.discard_live()
-    comm_world().Abort(code)
-    os._exit(code)
+    comm_world().Abort(BACKEND_FAILED_EXIT_CODE)
+    os._exit(BACKEND_FAILED_EXIT_CODE)
 
 
 class Link:
@@ -145,8 +145,8 @@ class RemoteInstance:
 
 class WorkerEvents:
     """A worker rank's events for rank 0, sent by the thread that has them (a backend's poller), each delivery as it
-    comes, so that a first token never waits for another thread to wake; held until rank 0 knows the rank is ready
-    (`open`)."""
+    comes, so that a first token never waits for another thread to wake; held until `open` has told rank 0 that the
+    rank is ready."""
 
     def __init__(self, link: Link, rank: int):
         self.link, self.rank = link, rank
@@ -170,11 +170,12 @@ class WorkerEvents:
         self.link.send([event], dest=0, tag=TAG_EVENTS)
 
     def open(self) -> None:
+        """Say READY (the rank's instances have started), then send what was held, in that order."""
         with self._lock:
+            self.link.send((EVENT_READY, self.rank, None, None), dest=0, tag=TAG_EVENTS)
             if self._held:
                 self.link.send(self._held, dest=0, tag=TAG_EVENTS)
             self._held = None
-            self.link.last_sent = time.monotonic()  # the READY message just sent counts: the heartbeat is due later
 
 
 class Coordinator:
@@ -315,7 +316,6 @@ def serve_worker(spec: BackendSpec, placement: Placement, create_backend: Callab
     except Exception as error:
         comm.send((EVENT_ERROR, rank, None, f"{type(error).__name__}: {error}"), dest=0, tag=TAG_EVENTS)
         raise
-    comm.send((EVENT_READY, rank, None, None), dest=0, tag=TAG_EVENTS)
     events.open()
     if os.environ.get(KILL_RANK_ENV) == str(rank):
         os._exit(9)

@@ -377,28 +377,27 @@ class TrtllmBackend:
             executor_id = response.request_id
             if executor_id not in awaiting or response.has_error():
                 continue
-            known = self._ids.get(executor_id)
+            known = self._ids.get(executor_id) or self._registered(executor_id)
             if known is None:
-                with self._lock:  # a submit may be registering it right now
-                    known = self._ids.get(executor_id)
-                if known is None:
-                    continue
+                continue
             tokens = response.result.output_token_ids[0]
             if tokens:
                 deliveries.firsts.append((known[0], tokens))
                 awaiting.discard(executor_id)
         deliveries.flush()
 
+    def _registered(self, executor_id: int) -> tuple[int, int] | None:
+        """An id the poller does not know yet: a submit may be registering it right now (it holds the lock)."""
+        with self._lock:
+            return self._ids.get(executor_id)
+
     def _take_all(self, responses: list[trtllm.Response]) -> None:
         deliveries, ids, streamed, awaiting = self._deliveries, self._ids, self._streamed, self._awaiting_first
         for response in responses:
             executor_id = response.request_id
-            known = ids.get(executor_id)
+            known = ids.get(executor_id) or self._registered(executor_id)
             if known is None:
-                with self._lock:  # a submit may be registering it right now
-                    known = ids.get(executor_id)
-                if known is None:
-                    continue  # cancelled and forgotten
+                continue  # cancelled and forgotten
             request_id, end_id = known
             if response.has_error():  # before touching result, which throws on an error response
                 deliveries.errors.append((request_id, response.error_msg))
