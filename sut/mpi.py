@@ -1,36 +1,40 @@
 """MPI launch (mpirun or srun): rank 0 hosts loadgen and the dispatcher; the other ranks host backend instances as the
 placement says (sut/placement.py), or only participate in an instance whose leader is another rank.
 
-mpi4py is imported only under a launcher. A thread with something to send sends it itself, at once (loadgen's
-issuing thread its queries, a backend's poller its first tokens and answers); one pump thread per rank receives.
-Every MPI call of a rank goes through its Link, one at a time, so the launcher need only provide
-MPI_THREAD_SERIALIZED. A rank that fails aborts the whole job with a message naming the rank, instead of leaving
+mpi4py is imported only under a launcher, and MPI carries only the start-up (the spec and rank 0's address, one
+broadcast), the followers' word to stop, and an abort. Requests and answers go over one TCP connection per serving
+rank (sut/wire.py): a thread with something to send sends it itself, at once (loadgen's issuing thread its queries,
+a backend's poller its first tokens and answers), and one thread per rank, blocked in the kernel until something
+arrives, receives. A rank that fails aborts the whole job with a message naming the rank, instead of leaving
 loadgen waiting for answers that never come.
 """
 from __future__ import annotations
 
 import logging
 import os
+import selectors
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 from llmkit.log import launcher_rank, log_critical_now
 from llmkit.rundir import StagedDir
 from sut.backends.base import Backend, BackendSpec, ErrorCallback, RequestBatch, TokenCallback
 from sut.placement import InstancePlace, Placement, instance_spec
 from sut.timed import timed_section
+from sut.wire import Address, Frames, Listener, WireError, connect
 
 log = logging.getLogger(__name__)
 
-TAG_REQUESTS, TAG_EVENTS, TAG_STOP, TAG_STATS = 1, 2, 3, 4
-EVENT_READY, EVENT_FIRST, EVENT_FINAL, EVENT_ERROR, EVENT_ALIVE = "ready", "first", "final", "error", "alive"
+TAG_STOP = 3  # MPI: rank 0's word to a follower rank
+EVENT_READY, EVENT_FIRST, EVENT_FINAL, EVENT_ERROR, EVENT_ALIVE, EVENT_STATS = (
+    "ready", "first", "final", "error", "alive", "stats")
+STOP = None  # rank 0's word to a serving rank, over its connection
 BACKEND_FAILED_EXIT_CODE = 3
-# A pump looks for messages from the other ranks every POLL_S while traffic is recent (BUSY_S), every IDLE_SLEEP_S
-# after: each hop between ranks adds at most that to a request's or a first token's way.
-POLL_S, IDLE_SLEEP_S, BUSY_S = 0.0001, 0.0005, 0.05
 # A serving rank says it is alive at least this often; rank 0 ends the job when one has said nothing for
-# RANK_SILENCE_S (a stopped, wedged or cut-off process), naming it, instead of waiting forever.
+# RANK_SILENCE_S (a stopped, wedged or cut-off process), naming it, instead of waiting forever. A rank whose
+# connection closes (its process ended) ends the job at once.
 HEARTBEAT_S = 1.0
 RANK_SILENCE_S = 30.0
 # Test hooks: the worker rank named here exits abruptly once its backend is up, as a crashed process would (rank 0:
@@ -39,8 +43,9 @@ KILL_RANK_ENV = "LLMKIT_TEST_KILL_RANK"
 SILENCE_ENV = "LLMKIT_TEST_RANK_SILENCE_S"
 
 
-# Rank 0: set once every worker rank was told to stop and has answered (Coordinator.stop). Until then they wait for
-# that word, and rank 0 ending otherwise must end the whole job (run_benchmark), or its MPI_Finalize waits for them.
+# Rank 0: set once every worker rank was told to stop and the serving ones have answered (Coordinator.stop). Until
+# then they wait for that word, and rank 0 ending otherwise must end the whole job (run_benchmark), or its
+# MPI_Finalize waits for them.
 _workers_stopped = threading.Event()
 
 
@@ -62,7 +67,7 @@ def comm_world():
     return MPI.COMM_WORLD
 
 
-def abort_job(message: str) -> None:
+def abort_job(message: str) -> NoReturn:
     """Log the reason, discard the half-written run, and end every rank now."""
     log_critical_now(log, message)
     StagedDir.discard_live()
@@ -70,74 +75,19 @@ def abort_job(message: str) -> None:
     os._exit(BACKEND_FAILED_EXIT_CODE)
 
 
-class Link:
-    """A rank's MPI calls, from any of its threads, one at a time. Sends never block: a large message waits for its
-    receiver (MPI's rendezvous) while the pump keeps receiving (a blocking send both ways at once would deadlock two
-    ranks), and `progress` completes what has gone."""
-
-    def __init__(self, comm):
-        self.comm = comm
-        self._lock = threading.Lock()
-        self._open: list = []
-        self.last_sent = time.monotonic()
-
-    def send(self, message, dest: int, tag: int) -> None:
-        with self._lock:
-            request = self.comm.isend(message, dest=dest, tag=tag)
-            if not request.test()[0]:  # a small message has gone already: nothing left for the pump to complete
-                self._open.append(request)
-        self.last_sent = time.monotonic()
-
-    def receive(self, source: int, tag: int, status) -> tuple[bool, object]:
-        """(True, the next message from `source` with `tag`) if one is waiting (`status` says whose, which tag),
-        else (False, None); MPI.ANY_SOURCE and MPI.ANY_TAG allowed."""
-        with self._lock:
-            if not self.comm.iprobe(source=source, tag=tag, status=status):
-                return False, None
-            return True, self.comm.recv(source=status.Get_source(), tag=status.Get_tag())
-
-    def progress(self) -> None:
-        with self._lock:
-            if self._open:
-                self._open = [request for request in self._open if not request.test()[0]]
-
-    def wait(self) -> None:
-        with self._lock:
-            for request in self._open:
-                request.wait()
-            self._open = []
-
-
-class Nap:
-    """A pump's wait between rounds: POLL_S while traffic (received, or sent by any thread of the rank) is within
-    BUSY_S, IDLE_SLEEP_S after."""
-
-    def __init__(self, link: Link):
-        self.link = link
-        self.last_busy = time.monotonic()
-
-    def take(self, busy: bool) -> None:
-        now = time.monotonic()
-        if busy:
-            self.last_busy = now
-            return
-        recent = max(self.last_busy, self.link.last_sent)
-        time.sleep(POLL_S if now - recent < BUSY_S else IDLE_SLEEP_S)
-
-
 class RemoteInstance:
     """Rank 0's handle on one backend instance hosted by a worker rank: `submit` sends the requests from the calling
-    thread. Each count has one writer: `submitted` the thread that dispatches, `completed` the pump thread."""
+    thread. Each count has one writer: `submitted` the thread that dispatches, `completed` the receiving thread."""
 
-    def __init__(self, place: InstancePlace, link: Link):
+    def __init__(self, place: InstancePlace, links: dict[int, Frames]):
         self.place = place
-        self._link = link
+        self._links = links
         self.submitted = 0
         self.completed = 0
 
     def submit(self, batch: RequestBatch) -> None:
         self.submitted += len(batch)
-        self._link.send((self.place.index, batch.detached()), dest=self.place.host, tag=TAG_REQUESTS)
+        self._links[self.place.host].send((self.place.index, batch.detached()))
 
     def pending(self) -> int:
         return self.submitted - self.completed
@@ -148,7 +98,7 @@ class WorkerEvents:
     comes, so that a first token never waits for another thread to wake; held until `open` has told rank 0 that the
     rank is ready."""
 
-    def __init__(self, link: Link, rank: int):
+    def __init__(self, link: Frames, rank: int):
         self.link, self.rank = link, rank
         self._lock = threading.Lock()
         self._held: list | None = []
@@ -167,88 +117,104 @@ class WorkerEvents:
                 if self._held is not None:
                     self._held.append(event)
                     return
-        self.link.send([event], dest=0, tag=TAG_EVENTS)
+        self.link.send([event])
 
     def open(self) -> None:
-        """Say READY (the rank's instances have started), then send what was held, in that order."""
+        """Say READY (the rank's instances have started), then what was held, in that order."""
         with self._lock:
-            self.link.send((EVENT_READY, self.rank, None, None), dest=0, tag=TAG_EVENTS)
-            if self._held:
-                self.link.send(self._held, dest=0, tag=TAG_EVENTS)
+            self.link.send([(EVENT_READY, self.rank, None, None), *(self._held or [])])
             self._held = None
 
 
 class Coordinator:
-    """Rank 0's side: the dispatching thread sends requests to the instances' hosts (RemoteInstance.submit); one pump
-    thread receives their events and delivers them."""
+    """Rank 0's side: the dispatching thread sends requests to the instances' hosts (RemoteInstance.submit); one
+    thread, waiting on every host's connection at once, receives their events and delivers them."""
 
-    def __init__(self, placement: Placement, on_first: TokenCallback, on_final: TokenCallback,
+    def __init__(self, placement: Placement, listener: Listener, on_first: TokenCallback, on_final: TokenCallback,
                  on_error: ErrorCallback):
-        self.comm = comm_world()
-        self._link = Link(self.comm)
         self.placement = placement
-        self.instances = [RemoteInstance(place, self._link) for place in placement.instances]
+        self._listener = listener
+        self._links: dict[int, Frames] = {}  # host rank -> its connection, once accepted (wait_ready)
+        self.instances = [RemoteInstance(place, self._links) for place in placement.instances]
         self._by_index = {instance.place.index: instance for instance in self.instances}
         self._hosts = sorted({place.host for place in placement.instances})
         self._on_first, self._on_final, self._on_error = on_first, on_final, on_error
-        self._stop = threading.Event()
+        self._selector = selectors.DefaultSelector()
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._heard: dict[int, float] = {}  # host rank -> when it last sent anything
+        self._stats: dict[int, list[dict]] = {}  # host rank -> its instances' engine figures, once stopped
         self._silence_s = rank_silence_s()
 
     def wait_ready(self) -> None:
-        """Block until every host rank has started its instances. A rank that is ready sends its events (a list:
-        its heartbeat, an instance's error) while the others are still starting; they are delivered as they come."""
-        ready = 0
-        while ready < len(self._hosts):
-            message = self.comm.recv(source=-1, tag=TAG_EVENTS)  # -1 is MPI.ANY_SOURCE
-            if isinstance(message, list):
-                self._deliver(message)
-                continue
-            kind, rank, _, payload = message
-            if kind == EVENT_ERROR:
-                abort_job(f"rank {rank} could not start its backend: {payload}")
-            ready += kind == EVENT_READY
+        """Block until every host rank has connected and started its instances. A rank that is ready sends its
+        events (its heartbeat, an instance's error) while the others are still starting; they are delivered as they
+        come."""
+        self._links.update(self._listener.accept(set(self._hosts), self._silence_s))
+        if missing := [rank for rank in self._hosts if rank not in self._links]:
+            abort_job(f"rank(s) {', '.join(map(str, missing))} did not connect to rank 0 within "
+                      f"{self._silence_s:.0f} s: stopped, wedged or cut off; ending the job")
+        for rank, link in self._links.items():
+            self._selector.register(link.sock, selectors.EVENT_READ, rank)
+        ready: set[int] = set()
+        while len(ready) < len(self._hosts):
+            for rank, events in self._receive(None):
+                for kind, _, index, payload in events:
+                    if kind == EVENT_ERROR and index is None:
+                        abort_job(f"rank {rank} could not start its backend: {payload}")
+                    if kind == EVENT_READY:
+                        ready.add(rank)
+                self._deliver(rank, events)
         now = time.monotonic()
         self._heard = {rank: now for rank in self._hosts}
-        self._thread = threading.Thread(target=self._pump, name="mpi-pump", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="rank0-receiver", daemon=True)
         self._thread.start()
 
-    def _pump(self) -> None:
-        from mpi4py import MPI
+    def _receive(self, timeout_s: float | None) -> Iterator[tuple[int, list]]:
+        """(rank, events) for every message that arrives within `timeout_s`. A rank whose connection closes before
+        it has sent its figures ends the job."""
+        for key, _ in self._selector.select(timeout_s):
+            rank = key.data
+            try:
+                messages = self._links[rank].take()
+            except (EOFError, OSError):
+                self._selector.unregister(key.fileobj)
+                if rank not in self._stats:
+                    abort_job(f"rank {rank} (instances {self._hosted(rank)}) closed its connection to rank 0: its "
+                              "process ended or was killed; ending the job (the run is not written)")
+                continue
+            for events in messages:
+                yield rank, events
 
-        status = MPI.Status()
+    def _serve(self) -> None:
         next_check = time.monotonic() + HEARTBEAT_S
-        nap = Nap(self._link)
-        while not self._stop.is_set():
-            busy = False
-            while True:
-                found, events = self._link.receive(MPI.ANY_SOURCE, TAG_EVENTS, status)
-                if not found:
-                    break
-                self._deliver(events)
-                self._heard[status.Get_source()] = time.monotonic()
-                busy = True
-            self._link.progress()
-            nap.take(busy)
+        while len(self._stats) < len(self._hosts):
+            for rank, events in self._receive(HEARTBEAT_S):
+                self._heard[rank] = time.monotonic()
+                self._deliver(rank, events)
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + HEARTBEAT_S
                 self._check_alive()
+
+    def _hosted(self, rank: int) -> str:
+        return ", ".join(str(p.index) for p in self.placement.instances if p.host == rank)
 
     def _check_alive(self) -> None:
         """End the job when a serving rank has been silent too long (its heartbeat comes every HEARTBEAT_S)."""
         now = time.monotonic()
         for rank, heard in self._heard.items():
-            if now - heard > self._silence_s:
-                hosted = ", ".join(str(p.index) for p in self.placement.instances if p.host == rank)
-                abort_job(f"rank {rank} (instances {hosted}) has given no sign of life for {now - heard:.0f} s: "
-                          f"stopped, wedged or cut off; ending the job (the run is not written)")
+            if rank not in self._stats and now - heard > self._silence_s:
+                abort_job(f"rank {rank} (instances {self._hosted(rank)}) has given no sign of life for "
+                          f"{now - heard:.0f} s: stopped, wedged or cut off; ending the job (the run is not written)")
 
-    def _deliver(self, events) -> None:
-        for kind, rank, index, payload in events:
-            if kind == EVENT_ALIVE:
+    def _deliver(self, rank: int, events: list) -> None:
+        """Once stopping, answers still arriving are dropped: loadgen's test has ended."""
+        for kind, _, index, payload in events:
+            if kind == EVENT_STATS:
+                self._stats[rank] = payload
+            elif self._stopping.is_set() or kind in (EVENT_ALIVE, EVENT_READY):
                 continue
-            if kind == EVENT_FIRST:
+            elif kind == EVENT_FIRST:
                 self._on_first(payload)
             elif kind == EVENT_FINAL:
                 self._by_index[index].completed += len(payload)
@@ -257,35 +223,32 @@ class Coordinator:
                 self._on_error(None, f"rank {rank}, instance {index}: {payload}")
 
     def stop(self) -> list[dict]:
-        """Stop every worker rank; returns the engine figures the hosted instances report. Events still arriving
-        meanwhile are received (and dropped), so that no worker stays blocked sending them."""
-        from mpi4py import MPI
-
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        for rank in range(1, self.comm.Get_size()):
-            self._link.send(None, dest=rank, tag=TAG_STOP)
-        stats: list[dict] = []
-        waiting, status = set(self._hosts), MPI.Status()
-        deadline = time.monotonic() + self._silence_s
-        while waiting:
-            if time.monotonic() > deadline:
-                abort_job(f"rank(s) {', '.join(map(str, sorted(waiting)))} did not stop within "
-                          f"{self._silence_s:.0f} s: stopped, wedged or cut off; ending the job")
-            found, message = self._link.receive(MPI.ANY_SOURCE, MPI.ANY_TAG, status)
-            if found and status.Get_tag() == TAG_STATS:
-                waiting.discard(status.Get_source())
-                stats += message
-            elif not found:
-                self._link.progress()
-                time.sleep(IDLE_SLEEP_S)
-        self._link.wait()
+        """Stop every worker rank; returns the engine figures the hosted instances report."""
+        self._stopping.set()
+        if self._thread is None:
+            return []  # never ready: run_benchmark ends the job
+        for link in self._links.values():
+            try:
+                link.send(STOP)
+            except OSError:
+                pass  # its end of file is the receiver's to report
+        self._thread.join(self._silence_s)
+        if self._thread.is_alive():
+            waiting = [rank for rank in self._hosts if rank not in self._stats]
+            abort_job(f"rank(s) {', '.join(map(str, waiting))} did not stop within {self._silence_s:.0f} s: "
+                      "stopped, wedged or cut off; ending the job")
+        comm = comm_world()
+        for rank in range(1, comm.Get_size()):
+            if rank not in self._links:
+                comm.send(None, dest=rank, tag=TAG_STOP)
+        for link in self._links.values():
+            link.close()
         _workers_stopped.set()
-        return stats
+        return [stats for rank in self._hosts for stats in self._stats[rank]]
 
 
-def serve_worker(spec: BackendSpec, placement: Placement, create_backend: Callable[[BackendSpec], Backend]) -> None:
+def serve_worker(spec: BackendSpec, placement: Placement, address: Address,
+                 create_backend: Callable[[BackendSpec], Backend]) -> None:
     """A worker rank: host its instances until rank 0 says stop, or only participate in another rank's instance."""
     comm = comm_world()
     rank = comm.Get_rank()
@@ -305,7 +268,10 @@ def serve_worker(spec: BackendSpec, placement: Placement, create_backend: Callab
         for follower in followers:
             follower.stop()
         return
-    link = Link(comm)
+    try:
+        link = connect(address, rank)
+    except WireError as error:
+        abort_job(str(error))
     events = WorkerEvents(link, rank)
     backends: dict[int, Backend] = {}
     try:
@@ -314,38 +280,31 @@ def serve_worker(spec: BackendSpec, placement: Placement, create_backend: Callab
             backend.start(*events.callbacks(place.index))
             backends[place.index] = backend
     except Exception as error:
-        comm.send((EVENT_ERROR, rank, None, f"{type(error).__name__}: {error}"), dest=0, tag=TAG_EVENTS)
+        link.send([(EVENT_ERROR, rank, None, f"{type(error).__name__}: {error}")])
         raise
     events.open()
     if os.environ.get(KILL_RANK_ENV) == str(rank):
         os._exit(9)
     with timed_section():
-        _pump_worker(link, backends, rank)
+        _take_requests(link, backends, rank)
     for backend in backends.values():
         backend.stop()
-    link.wait()
-    comm.send([s for backend in backends.values() if (s := backend.stats()) is not None], dest=0, tag=TAG_STATS)
+    link.send([(EVENT_STATS, rank, None, [s for backend in backends.values() if (s := backend.stats()) is not None])])
+    link.close()
 
 
-def _pump_worker(link: Link, backends: dict[int, Backend], rank: int) -> None:
+def _take_requests(link: Frames, backends: dict[int, Backend], rank: int) -> None:
     """Take rank 0's requests into the hosted instances until it says stop; say alive when nothing else was sent
     for HEARTBEAT_S. The instances send their events themselves (WorkerEvents)."""
-    from mpi4py import MPI
-
-    status = MPI.Status()
-    nap = Nap(link)
     while True:
-        busy = False
-        while True:
-            found, message = link.receive(0, MPI.ANY_TAG, status)
-            if not found:
-                break
-            if status.Get_tag() == TAG_STOP:
+        try:
+            messages = link.receive(HEARTBEAT_S)
+        except (EOFError, OSError):
+            abort_job(f"rank {rank}: rank 0 closed its connection before saying stop (rank 0 ended); ending the job")
+        for message in messages:
+            if message is STOP:
                 return
             index, requests = message
             backends[index].submit(requests)
-            busy = True
         if time.monotonic() - link.last_sent >= HEARTBEAT_S:
-            link.send([(EVENT_ALIVE, rank, None, None)], dest=0, tag=TAG_EVENTS)
-        link.progress()
-        nap.take(busy)
+            link.send([(EVENT_ALIVE, rank, None, None)])

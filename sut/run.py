@@ -23,7 +23,7 @@ from llmkit.loadgen_log import read_detail_log, summarize
 from llmkit.log import log_critical_now
 from llmkit.planner.configured import memory_preflight
 from llmkit.rundir import StagedDir, default_run_dir, refuse_existing_run
-from sut import mpi, settings
+from sut import mpi, settings, wire
 from sut.backends import backend_class, create_backend
 from sut.backends.base import BackendSpec
 from sut.dispatch import Dispatcher
@@ -104,7 +104,7 @@ def run_benchmark(cfg: RunConfig) -> Path | None:
     """Run on this process (and its MPI ranks); returns the run directory on rank 0."""
     rank, size = mpi.launcher_rank()
     if size == 1:
-        return _drive(prepare(cfg, size), remote=False)
+        return _drive(prepare(cfg, size), listener=None)
     comm = mpi.comm_world()
     if rank != 0:
         shared = comm.bcast(None, root=0)
@@ -114,14 +114,15 @@ def run_benchmark(cfg: RunConfig) -> Path | None:
         return None
     try:
         prepared = prepare(cfg, size)
+        listener = wire.Listener()  # the serving ranks connect to it (sut/wire.py)
     except BaseException:
         comm.bcast(None, root=0)
         raise
-    comm.bcast((prepared.spec, prepared.placement), root=0)
+    comm.bcast((prepared.spec, prepared.placement, listener.address), root=0)
     try:
         if os.environ.get(mpi.KILL_RANK_ENV) == "0":  # test hook: rank 0 fails once the workers have their spec
             raise RuntimeError(f"{mpi.KILL_RANK_ENV}=0")
-        return _drive(prepared, remote=True)
+        return _drive(prepared, listener)
     except BaseException as error:
         if not mpi.workers_stopped():  # they would wait for rank 0's word forever, and its MPI_Finalize for them
             log.error("rank 0 failed", exc_info=True)
@@ -130,7 +131,8 @@ def run_benchmark(cfg: RunConfig) -> Path | None:
         raise
 
 
-def _drive(prepared: Prepared, remote: bool) -> Path:
+def _drive(prepared: Prepared, listener: wire.Listener | None) -> Path:
+    """The run, on this process alone (`listener` None) or with the worker ranks that connect to `listener`."""
     global _loadgen_runs_in_this_process
     if _loadgen_runs_in_this_process:
         raise RuntimeError("loadgen applies mlperf.conf only to the first run of a process; start each run in its own")
@@ -139,13 +141,13 @@ def _drive(prepared: Prepared, remote: bool) -> Path:
     try:
         with stop_on_signals() as cleanups:
             cleanups.add(f"discarding {staged.path}", staged.discard, last=True)
-            return _drive_staged(prepared, remote, staged, cleanups)
+            return _drive_staged(prepared, listener, staged, cleanups)
     except BaseException:
         staged.discard()
         raise
 
 
-def _drive_staged(prepared: Prepared, remote: bool, staged: StagedDir, cleanups: Cleanups) -> Path:
+def _drive_staged(prepared: Prepared, listener: wire.Listener | None, staged: StagedDir, cleanups: Cleanups) -> Path:
     """The run, written into `staged`; a signal meanwhile stops issuing, ends the backends, discards it."""
     import mlperf_loadgen as lg
 
@@ -158,11 +160,12 @@ def _drive_staged(prepared: Prepared, remote: bool, staged: StagedDir, cleanups:
     # Built in dependency order: the answers' path, the backends that answer, the dispatcher over them, and the
     # queries' path into it.
     answers = Answers(TokenLedger(cfg.scenario.name.streams_first_token, benchmark.eos_ids),
-                      fatal=mpi.abort_job if remote else end_process)
+                      fatal=end_process if listener is None else mpi.abort_job)
     backends, coordinator = [], None
     cleanups.add("stop issuing", answers.stop_issuing)
-    if remote:
-        coordinator = mpi.Coordinator(prepared.placement, answers.on_first, answers.on_final, answers.on_error)
+    if listener is not None:
+        coordinator = mpi.Coordinator(prepared.placement, listener, answers.on_first, answers.on_final,
+                                      answers.on_error)
         cleanups.add("the worker ranks", coordinator.stop, STOP_BACKENDS_S)
         coordinator.wait_ready()
         instances = coordinator.instances

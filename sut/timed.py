@@ -4,9 +4,9 @@ interval.
 - The timed run allocates per query and per streamed token; the collector's pauses would land in the latencies.
   Objects alive before are frozen (never scanned), the collector is off until the run ends.
 - A backend's poller turns a whole engine iteration into Python objects at once (thousands of responses on a busy
-  instance, milliseconds of work); meanwhile loadgen's issuing thread, or a rank's MPI pump carrying requests in and
-  first tokens out, waits for the GIL up to the switch interval (5 ms by default) before the poller must let go.
-  SWITCH_S bounds that wait.
+  instance, milliseconds of work); meanwhile loadgen's issuing thread, or a rank's thread receiving requests or
+  other ranks' first tokens, waits for the GIL up to the switch interval (5 ms by default) before the poller must
+  let go. SWITCH_S bounds that wait.
 """
 from __future__ import annotations
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import pickle
-import select
 import socket
 import subprocess
 import sys
@@ -28,43 +26,11 @@ from pathlib import Path
 from tensorrt_llm._double.engine import Engine, Job, ReplayGenerator, response_row
 from tensorrt_llm._double.settings import Limits, Settings
 
+from sut.wire import Frames  # the SUT's own framing (its MPI hot path), the same bytes either way
+
 log = logging.getLogger("tensorrt_llm")
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # tests/fakes/trtllm, which holds the package
 STATS_EVERY_S = 0.05  # the child sends its iteration stats (and new warnings) at most this often
-BUFFER = 8 << 20  # socket buffers: a busy iteration's responses never wait for the reader
-READ = 1 << 20  # read at most this much at once
-
-
-class Frames:
-    """Length-prefixed pickled messages over a stream socket: `send` whole ones, `take` every complete one read."""
-
-    def __init__(self, sock: socket.socket):
-        self.sock, self._buffer = sock, bytearray()
-        self._chunk = bytearray(READ)
-        self._view = memoryview(self._chunk)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BUFFER)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, BUFFER)
-
-    def send(self, message: tuple) -> None:
-        payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-        self.sock.sendall(len(payload).to_bytes(4, "little") + payload)
-
-    def take(self) -> list[tuple]:
-        """Read what is there (blocking until something is); raises EOFError when the other side is gone."""
-        got = self.sock.recv_into(self._chunk)
-        if not got:
-            raise EOFError
-        buffer = self._buffer
-        buffer += self._view[:got]
-        messages, at = [], 0
-        while len(buffer) - at >= 4:
-            size = int.from_bytes(buffer[at:at + 4], "little")
-            if len(buffer) - at - 4 < size:
-                break
-            messages.append(pickle.loads(buffer[at + 4:at + 4 + size]))
-            at += 4 + size
-        del buffer[:at]
-        return messages
 
 
 class RemoteEngine:
@@ -80,20 +46,17 @@ class RemoteEngine:
                                       pass_fds=[theirs.fileno()], env=env)
         theirs.close()
         self._frames = Frames(ours)
-        self._readable = select.poll()
-        self._readable.register(ours.fileno(), select.POLLIN)
         self._frames.send((limits, settings, block_reuse, iter_stats_max, name))
         self.store, self.warnings = store, []
-        self._send_lock, self._recv_lock = threading.Lock(), threading.Lock()
+        self._recv_lock = threading.Lock()
         self._stats: deque[dict] = deque(maxlen=max(iter_stats_max, 0) or None)
         self._closed = False
 
     def _send(self, message: tuple) -> None:
-        with self._send_lock:
-            try:
-                self._frames.send(message)
-            except OSError:
-                self._gone()
+        try:
+            self._frames.send(message)
+        except OSError:
+            self._gone()
 
     def submit(self, jobs: list[Job]) -> None:
         self._send(("submit", jobs))
@@ -115,10 +78,9 @@ class RemoteEngine:
         if not self._recv_lock.acquire(timeout=-1 if timeout_s is None else max(timeout_s, 0.0)):
             return
         try:
-            wait_ms = None if timeout_s is None else max(0, math.ceil(timeout_s * 1000))
-            if self._closed or not self._readable.poll(wait_ms):
+            if self._closed:
                 return
-            for message in self._frames.take():
+            for message in self._frames.receive(timeout_s):
                 self._take(message)
         except (EOFError, OSError):
             self._gone()
@@ -209,18 +171,16 @@ def main() -> None:
     engine = Engine(limits, settings, ReplayGenerator(settings, limits.vocab_size), sink, block_reuse=block_reuse,
                     iter_stats_max=iter_stats_max, name=name)
     sink.engine = engine
-    readable = select.poll()
-    readable.register(frames.sock.fileno(), select.POLLIN)
     running = True
     while running:
         if not pending:
-            if not readable.poll(STATS_EVERY_S * 1000):
-                sink.send_stats()
-                continue
             try:
-                pending.extend(frames.take())
+                got = frames.receive(STATS_EVERY_S)
             except (EOFError, OSError):
                 break
+            if not got:
+                sink.send_stats()
+            pending.extend(got)
             continue
         message = pending.popleft()
         if message[0] == "submit":
