@@ -87,7 +87,7 @@ class RemoteInstance:
 
     def submit(self, batch: RequestBatch) -> None:
         self.submitted += len(batch)
-        self._links[self.place.host].send((self.place.index, batch.detached()))
+        self._links[self.place.host].send((self.place.index, batch))  # only its own prompts travel
 
     def pending(self) -> int:
         return self.submitted - self.completed

@@ -72,6 +72,10 @@ def test_rank_0_takes_the_events_of_ready_ranks_while_others_still_start(aborts)
     listener.ranks[2].send([(mpi.EVENT_READY, 2, None, None)])
     coordinator.wait_ready()
     assert errors == [(None, "rank 1, instance 0: instance 0 failed")]
+    for rank in (1, 2):  # the ranks stop, so that the receiving thread ends with the test
+        listener.ranks[rank].send([(mpi.EVENT_STATS, rank, None, [])])
+    coordinator._thread.join(5.0)
+    assert not coordinator._thread.is_alive()
 
 
 def test_a_rank_that_cannot_start_its_backend_ends_the_job_naming_it(aborts):
