@@ -141,6 +141,19 @@ def test_non_integer_and_out_of_range_ids_are_refused():
         as_int32(np.array([[1, 2]]))
 
 
+def test_answers_as_python_lists_take_the_array_module_path_with_the_same_checks():
+    """A runtime's answers (lists or tuples of ints) skip numpy per answer; the batch is the same, its address is its
+    buffer's, and a float or an id beyond int32 is refused as from arrays."""
+    tokens = TokenBatch.from_pairs([(3, [5, 6]), (4, (7,)), (9, [])])
+    assert tokens.buffer.dtype == np.int32 and tokens.buffer.tolist() == [5, 6, 7]
+    assert tokens.starts.tolist() == [0, 2, 3] and tokens.lengths.tolist() == [2, 1, 0]
+    assert tokens.request_ids.tolist() == [3, 4, 9] and tokens.address == tokens.buffer.ctypes.data
+    with pytest.raises(TokenAccountingError, match="integers"):
+        TokenBatch.from_pairs([(0, [5]), (1, [1.5])])
+    with pytest.raises(TokenAccountingError, match="int32"):
+        TokenBatch.from_pairs([(0, [2**40])])
+
+
 def test_every_event_order_from_every_state():
     """All sequences of up to three events: legal prefixes never raise, only the full legal order completes."""
     events = ("first", "final")
