@@ -105,10 +105,10 @@ class WorkerEvents:
 
     def callbacks(self, index: int) -> tuple[TokenCallback, TokenCallback, ErrorCallback]:
         """The backend instance's on_first, on_final and on_error. Only the answers travel, not the backend's whole
-        token buffer."""
+        token buffer (a pickled TokenBatch is packed)."""
         rank = self.rank
-        return (lambda tokens: self._put((EVENT_FIRST, rank, index, tokens.compact())),
-                lambda tokens: self._put((EVENT_FINAL, rank, index, tokens.compact())),
+        return (lambda tokens: self._put((EVENT_FIRST, rank, index, tokens)),
+                lambda tokens: self._put((EVENT_FINAL, rank, index, tokens)),
                 lambda rid, message: self._put((EVENT_ERROR, rank, index, message)))
 
     def _put(self, event: tuple) -> None:

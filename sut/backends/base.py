@@ -62,10 +62,19 @@ class TokenBatch:
             object.__setattr__(self, "address", self.buffer.ctypes.data)
 
     def __reduce__(self):
-        # As raw bytes: numpy's own pickling costs ~10x more for a small batch, and answers cross processes (the
-        # MPI ranks) one poll's worth at a time. Unpickled, the buffer lives elsewhere: its address is taken there.
-        return _token_batch, (_int64_bytes(self.request_ids), as_int32(self.buffer).tobytes(),
-                              _int64_bytes(self.starts), _int64_bytes(self.lengths))
+        # Only the answers travel, packed, not the rest of a backend's long-lived buffer; as raw bytes, since numpy's
+        # own pickling costs ~10x more for a small batch and the MPI ranks send one poll's worth at a time. The
+        # check and the packing are plain Python: a few answers per poll, right after the poller woke (when each
+        # numpy call costs several times its warm time). Unpickled, the buffer's address is taken there.
+        lengths, starts = self.lengths.tolist(), self.starts.tolist()
+        packed = list(accumulate(lengths, initial=0))
+        buffer = as_int32(self.buffer)
+        if starts == packed[:-1] and buffer.size == packed[-1]:
+            tokens = buffer.tobytes()
+        else:
+            tokens = b"".join([buffer[start:start + n].tobytes() for start, n in zip(starts, lengths)])
+        return _token_batch, (_int64_bytes(self.request_ids), tokens, array("q", packed[:-1]).tobytes(),
+                              _int64_bytes(self.lengths))
 
     @classmethod
     def from_pairs(cls, pairs: Sequence[tuple[int, object]]) -> TokenBatch:
@@ -100,12 +109,6 @@ class TokenBatch:
 
     def pairs(self) -> list[tuple[int, np.ndarray]]:
         return [(int(r), self.buffer[s:s + n]) for r, s, n in zip(self.request_ids, self.starts, self.lengths)]
-
-    def compact(self) -> TokenBatch:
-        """The same answers in a buffer of their own (to send to another process without the backend's buffer)."""
-        starts = starts_of(self.lengths)
-        gather = np.repeat(self.starts - starts, self.lengths) + np.arange(int(self.lengths.sum()))
-        return TokenBatch(self.request_ids, self.buffer[gather], starts, self.lengths.copy())
 
     def pointers(self) -> np.ndarray:
         """Each answer's address, for loadgen (valid while this batch is alive)."""

@@ -52,9 +52,9 @@ def test_a_pickled_batch_carries_only_its_own_prompts():
         (5, [5, 5, 5], (9, 9), 5), (700, [700] * 3, (9, 9), 700)]
 
 
-def test_compact_tokens_travel_without_the_engine_buffer():
+def test_tokens_travel_without_the_engine_buffer():
     engine_buffer = np.arange(10_000, dtype=np.int32)
     tokens = TokenBatch(np.array([3, 4]), engine_buffer, np.array([9000, 10]), np.array([3, 2]))
-    sent = pickle.loads(pickle.dumps(tokens.compact()))
+    sent = pickle.loads(pickle.dumps(tokens))
     assert sent.buffer.size == 5 and sent.address == sent.buffer.ctypes.data
     assert [(rid, ids.tolist()) for rid, ids in sent.pairs()] == [(3, [9000, 9001, 9002]), (4, [10, 11])]

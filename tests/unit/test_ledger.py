@@ -216,12 +216,15 @@ def test_the_ring_grows_around_queries_still_in_flight():
     assert loadgen_ids == [2]
 
 
-def test_compact_and_pointers():
+def test_pointers_into_a_shared_buffer_and_the_packed_copy_that_travels():
+    import pickle
+
     buffer = np.arange(20, dtype=np.int32)
     tokens = TokenBatch(np.array([4, 5]), buffer, np.array([10, 2]), np.array([3, 2]))
-    assert [ids.tolist() for _, ids in tokens.compact().pairs()] == [[10, 11, 12], [2, 3]]
-    assert tokens.compact().buffer.size == 5
     assert tokens.pointers().tolist() == [buffer.ctypes.data + 40, buffer.ctypes.data + 8]
+    sent = pickle.loads(pickle.dumps(tokens))
+    assert [(rid, ids.tolist()) for rid, ids in sent.pairs()] == [(4, [10, 11, 12]), (5, [2, 3])]
+    assert sent.buffer.size == 5 and sent.starts.tolist() == [0, 3] and sent.address == sent.buffer.ctypes.data
 
 
 def _outcome(ledger_path: int, streaming: bool, script: list) -> list:
