@@ -45,8 +45,14 @@ SINFO_TIMEOUT_S = 30.0
 GIB = 2**30
 TINY_MODEL_BYTES = 1 * GIB  # a tiny checkpoint and what is made of it: tens of MB
 RUNS_BYTES = 1 * GIB  # a pipeline's six run directories; their accuracy logs (8 hex digits a token) are the bulk
-MPI_HELLO = ("from mpi4py import MPI; w = MPI.COMM_WORLD; "
-             "print('hello', w.Get_rank(), w.Get_size(), w.allreduce(w.Get_rank() + 1), flush=True)")
+# Two ranks: an allreduce through MPI, then one frame from rank 1 to rank 0 over the SUT's own connection (sut/wire.py,
+# which carries a run's requests and answers between ranks).
+MPI_HELLO = ("from mpi4py import MPI; from sut import wire; w = MPI.COMM_WORLD; r = w.Get_rank(); "
+             "s = w.allreduce(r + 1); l = wire.Listener() if r == 0 else None; a = w.bcast(l and l.address); "
+             "c = wire.connect(a, 1) if r == 1 else None; c and c.send('tcp'); "
+             "got = l.accept({1}, 10.0)[1].receive(10.0) if r == 0 else ['tcp']; "
+             "print('hello', r, w.Get_size(), s, *got, flush=True)")
+WIRE_FAILED = "could not reach rank 0"
 
 
 class Status(str, Enum):
@@ -246,9 +252,13 @@ def check_mpi(target: Target) -> Check:
     hellos = sorted(line for line in output.splitlines() if line.startswith("hello "))
     if code is None:
         return Check("MPI", bad, f"{shown} did not finish in {timeout:.0f} s ({why})", fix)
-    if code != 0 or hellos != ["hello 0 2 3", "hello 1 2 3"]:
+    if wire_failed := [line for line in output.splitlines() if WIRE_FAILED in line]:
+        return Check("MPI", bad, f"{shown}: {wire_failed[0].split('WireError: ')[-1].strip()} ({why})",
+                     "allow TCP between the job's nodes on any port: the SUT's requests and answers go over it")
+    if code != 0 or hellos != ["hello 0 2 3 tcp", "hello 1 2 3 tcp"]:
         return Check("MPI", bad, f"{shown} failed (exit {code}): {last_line(output)} ({why})", fix)
-    return Check("MPI", Status.ok, f"2 ranks said hello through {shown} in {time.perf_counter() - started:.1f} s")
+    return Check("MPI", Status.ok, f"2 ranks said hello through {shown} and over TCP (the SUT's connection) in "
+                                   f"{time.perf_counter() - started:.1f} s")
 
 
 # --- GPUs, TensorRT-LLM, NCCL -------------------------------------------------------------------------------------

@@ -68,3 +68,20 @@ def test_pins_differing_fail_outside_the_container_and_warn_for_what_the_contain
     assert "torch 2.9.1 (pinned 2.13.0), the TensorRT-LLM container's own" in inside.found
     monkeypatch.setattr(doctor_checks, "_installed", installed({"grimp": "0.1"}))  # a transitive pin
     assert check_pins(Target(cfg)).status is Status.warn
+
+
+def test_ranks_that_cannot_reach_each_other_over_tcp_fail_the_mpi_check_with_that_fix(monkeypatch):
+    """MPI works but the SUT's own connection does not (a firewall between nodes): the check says which addresses
+    failed and that TCP must be allowed, not that MPI should be reinstalled."""
+    from launch.doctor_checks import check_mpi
+
+    refused = ("Traceback (most recent call last):\n  ...\nsut.wire.WireError: rank 1 could not reach rank 0 (node0) "
+               "on TCP port 4242 at any of its addresses (10.0.0.1: Connection refused): the job's ranks must reach "
+               "each other over TCP; allow it between the job's nodes\nprterun detected that one or more processes "
+               "exited with non-zero status")
+    monkeypatch.setattr(doctor_checks, "venv_tool", lambda name: "/usr/bin/mpirun")
+    monkeypatch.setattr(doctor_checks, "run_quietly", lambda argv, timeout: (1, refused))
+    result = check_mpi(Target(load(LLAMA_FP8)))
+    assert result.status is Status.fail
+    assert "rank 1 could not reach rank 0 (node0) on TCP port 4242" in result.found
+    assert result.fix.startswith("allow TCP between the job's nodes")
