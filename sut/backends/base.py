@@ -178,8 +178,8 @@ class RequestBatch:
                 for request_id, row in zip(self.request_ids.tolist(), self.rows.tolist())]
 
 
-def _int64_bytes(array: np.ndarray) -> bytes:
-    return np.ascontiguousarray(array, dtype=np.int64).tobytes()
+def _int64_bytes(values: np.ndarray) -> bytes:
+    return np.ascontiguousarray(values, dtype=np.int64).tobytes()
 
 
 def _token_batch(request_ids: bytes, buffer: bytes, starts: bytes, lengths: bytes) -> TokenBatch:
