@@ -428,6 +428,45 @@ def test_perf_metrics_and_iteration_ticks(trt, executors, monkeypatch, engine_pl
     assert collect(executor, untimed)[untimed[0]][-1].result.request_perf_metrics is None
 
 
+def test_child_stamps_token_times_after_packing_the_iteration(trt):
+    """ENGINE=process: the child pickles an iteration's untimed responses (PipeSink.stage) before the engine stamps
+    its token times, so the double's packing is not counted as the caller's latency; the caller still gets every
+    response of the iteration, in order, with the stamped times."""
+    import socket
+    from types import SimpleNamespace
+
+    from tensorrt_llm._double.engine import STAMP_AT_HAND_OVER, Engine, Job
+    from tensorrt_llm._double.remote import PipeSink, RemoteEngine
+
+    from sut.wire import Frames
+
+    ours, theirs = socket.socketpair()
+    sink = PipeSink(Frames(theirs))
+    sink._stats_at = time.monotonic()  # no stats ride along
+    streamed = [Job(i, [1], 4, 0, None, [], True, True, generated=[7, 8]) for i in range(3)]
+    first = Job(9, [1], 4, 0, None, [], True, True, generated=[5], perf=True, arrival=1.0, scheduled=2.0,
+                first_at=STAMP_AT_HAND_OVER)
+    for job in streamed:
+        sink.result(job, [8], False)
+    staged_at = []
+    stage = sink.stage
+
+    def recording_stage():
+        stage()
+        staged_at.append(time.monotonic())
+
+    sink.stage = recording_stage
+    Engine._hand_over(SimpleNamespace(sink=sink, _stamp=[first], _timed=[(first, [5], False)]))
+    (message,) = Frames(ours).take()
+    assert len(message[0]) == 1 and message[1] == [(9, [5], False, None, 1, None, (1.0, 2.0, first.first_at, 0.0))]
+    assert staged_at[0] <= first.first_at <= time.monotonic()
+    store = SimpleNamespace(add_all=lambda results, errors: store.__dict__.update(results=results, errors=errors))
+    RemoteEngine._take(SimpleNamespace(store=store, _stats=[], warnings=[]), message)
+    assert [row[0] for row in store.results] == [0, 1, 2, 9] and store.errors == []
+    ours.close()
+    theirs.close()
+
+
 def test_due_times_take_jobs_on_their_tick_or_at_their_time(trt):
     """The replay loop's queue: with ticks, a job leaves at the first tick at or after its due time, in the order
     put; without, at its own time, earliest first."""

@@ -231,7 +231,8 @@ class ReplayGenerator:
 class Engine:
     """The execution loop. `sink.result(job, tokens, final, timing)` and `sink.error(id, message, client_id)` receive
     what the runtime would turn into Responses, `sink.flush()` hands over an iteration's together (as the runtime's
-    response queue does, once per iteration); `sink.died(message)` when the worker dies in "raise" mode."""
+    response queue does, once per iteration), after `sink.stage()` (before the token times are stamped: the sink's
+    own work on the results so far); `sink.died(message)` when the worker dies in "raise" mode."""
 
     def __init__(self, limits: Limits, settings: Settings, generator, sink, *, block_reuse: bool,
                  iter_stats_max: int = 1000, name: str = "executor"):
@@ -487,7 +488,9 @@ class Engine:
         the responses over microseconds later; the double's Python takes milliseconds for a busy iteration's
         tokens, so its times are taken here, when the responses become available: that time is the engine's, not
         the caller's (a harness subtracting the engine's own latencies must not count the double's slowness as its
-        own)."""
+        own). A sink that must first pack the iteration's untimed responses for the caller (the child process's,
+        `stage`) does so before the stamp."""
+        self.sink.stage()
         if self._stamp:
             now = time.monotonic()
             for job in self._stamp:

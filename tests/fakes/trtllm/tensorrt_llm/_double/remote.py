@@ -7,14 +7,18 @@ double's loop would compete with the SUT for the GIL (its Python per streamed to
 double as much as the SUT. Here the loop (engine.Engine with the ReplayGenerator) runs in `python -m
 tensorrt_llm._double.remote FD` over one socket: requests and cancels go down as pickled messages; each iteration's
 responses come up as one message of plain tuples, and the caller of `await_responses` reads and decodes them into
-Responses itself (`RemoteEngine.pump`), as the binding builds its Response objects in the caller's thread. Iteration
-stats and the runtime's warnings ride along. If the child dies, every later call raises "executor worker died".
+Responses itself (`RemoteEngine.pump`), as the binding builds its Response objects in the caller's thread. The
+iteration's untimed responses are pickled before its token times are stamped (`PipeSink.stage`): the runtime's
+responses are in the caller's process when it stamps them, the double's only once packed and sent, and packing
+thousands of them is the double's Python, not the caller's. Iteration stats and the runtime's warnings ride along. If
+the child dies, every later call raises "executor worker died".
 """
 from __future__ import annotations
 
 import logging
 import math
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -88,7 +92,10 @@ class RemoteEngine:
             self._recv_lock.release()
 
     def _take(self, message: tuple) -> None:
-        results, errors, stats, warnings = message
+        staged, results, errors, stats, warnings = message
+        if staged:  # the iteration's untimed responses, pickled before its token times were stamped
+            rows = pickle.loads(staged[0]) if len(staged) == 1 else [r for blob in staged for r in pickle.loads(blob)]
+            results = rows + results if results else rows
         self.store.add_all(results, errors)
         self._stats.extend(stats)
         for text in warnings:
@@ -124,6 +131,7 @@ class PipeSink:
 
     def __init__(self, frames: Frames):
         self.frames, self.engine = frames, None
+        self._staged: list[bytes] = []  # results pickled by `stage`, not yet sent
         self._results: list[tuple] = []
         self._errors: list[tuple] = []
         self._warned, self._stats_at = 0, -math.inf
@@ -135,25 +143,33 @@ class PipeSink:
     def error(self, request_id: int, message: str, client_id: int | None) -> None:
         self._errors.append((request_id, message, client_id))
 
+    def stage(self) -> None:
+        """The engine thread's, before it stamps the iteration's token times: the results so far (all but the few
+        timed ones) are pickled now, so that the stamp follows the double's packing."""
+        if self._results:
+            self._staged.append(pickle.dumps(self._results, pickle.HIGHEST_PROTOCOL))
+            self._results = []
+
     def flush(self) -> None:
         """The engine thread's, once per iteration."""
-        results, errors, self._results, self._errors = self._results, self._errors, [], []
-        self._send(results, errors, time.monotonic() - self._stats_at >= STATS_EVERY_S)
+        staged, results, errors = self._staged, self._results, self._errors
+        self._staged, self._results, self._errors = [], [], []
+        self._send(staged, results, errors, time.monotonic() - self._stats_at >= STATS_EVERY_S)
 
     def send_stats(self) -> None:
-        self._send([], [], True)
+        self._send([], [], [], True)
 
-    def _send(self, results: list[tuple], errors: list[tuple], with_stats: bool) -> None:
+    def _send(self, staged: list[bytes], results: list[tuple], errors: list[tuple], with_stats: bool) -> None:
         with self._lock:
             stats, warnings = [], []
             if with_stats and self.engine is not None:
                 self._stats_at = time.monotonic()
                 stats, warnings = self.engine.latest_stats(), self.engine.warnings[self._warned:]
                 self._warned += len(warnings)
-            if not (results or errors or stats or warnings):
+            if not (staged or results or errors or stats or warnings):
                 return
             try:
-                self.frames.send((results, errors, stats, warnings))
+                self.frames.send((staged, results, errors, stats, warnings))
             except OSError:
                 os._exit(0)  # the executor side is gone
 

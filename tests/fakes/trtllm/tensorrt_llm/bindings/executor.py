@@ -66,6 +66,9 @@ class ResponseStore:
     def error(self, request_id: int, message: str, client_id: int | None) -> None:
         self._errors.append((request_id, message, client_id))
 
+    def stage(self) -> None:
+        pass  # the results wait in this process, ready for the caller as they are
+
     def flush(self) -> None:
         results, errors, self._results, self._errors = self._results, self._errors, [], []
         if results or errors:

@@ -300,6 +300,9 @@ class _Router:
         if (output := self._pop(request_id, True)) is not None:
             output._deliver(message)
 
+    def stage(self) -> None:
+        pass  # each result goes to its RequestOutput as it comes
+
     def flush(self) -> None:
         pass  # each result went to its RequestOutput as it came
 
