@@ -460,9 +460,10 @@ def test_child_stamps_token_times_after_packing_the_iteration(trt):
     (message,) = Frames(ours).take()
     assert len(message[0]) == 1 and message[1] == [(9, [5], False, None, 1, None, (1.0, 2.0, first.first_at, 0.0))]
     assert staged_at[0] <= first.first_at <= time.monotonic()
-    store = SimpleNamespace(add_all=lambda results, errors: store.__dict__.update(results=results, errors=errors))
+    store = SimpleNamespace(add_all=lambda *taken: store.__dict__.update(taken=taken))
     RemoteEngine._take(SimpleNamespace(store=store, _stats=[], warnings=[]), message)
-    assert [row[0] for row in store.results] == [0, 1, 2, 9] and store.errors == []
+    results, errors, finals = store.taken
+    assert [row[0] for row in results] == [0, 1, 2, 9] and errors == [] and finals == []
     ours.close()
     theirs.close()
 

@@ -92,11 +92,11 @@ class RemoteEngine:
             self._recv_lock.release()
 
     def _take(self, message: tuple) -> None:
-        staged, results, errors, stats, warnings = message
+        staged, results, finals, errors, stats, warnings = message
         if staged:  # the iteration's untimed responses, pickled before its token times were stamped
             rows = pickle.loads(staged[0]) if len(staged) == 1 else [r for blob in staged for r in pickle.loads(blob)]
             results = rows + results if results else rows
-        self.store.add_all(results, errors)
+        self.store.add_all(results, errors, finals)
         self._stats.extend(stats)
         for text in warnings:
             self.warnings.append(text)
@@ -133,12 +133,15 @@ class PipeSink:
         self.frames, self.engine = frames, None
         self._staged: list[bytes] = []  # results pickled by `stage`, not yet sent
         self._results: list[tuple] = []
+        self._finals: list[int] = []  # the requests whose final result is staged or among _results
         self._errors: list[tuple] = []
         self._warned, self._stats_at = 0, -math.inf
         self._lock = threading.Lock()  # the engine thread's flush and the main thread's send_stats
 
     def result(self, job: Job, tokens: list[int], final: bool, timing=None) -> None:
         self._results.append(response_row(job, tokens, final, timing))
+        if final:
+            self._finals.append(job.id)
 
     def error(self, request_id: int, message: str, client_id: int | None) -> None:
         self._errors.append((request_id, message, client_id))
@@ -152,24 +155,25 @@ class PipeSink:
 
     def flush(self) -> None:
         """The engine thread's, once per iteration."""
-        staged, results, errors = self._staged, self._results, self._errors
-        self._staged, self._results, self._errors = [], [], []
-        self._send(staged, results, errors, time.monotonic() - self._stats_at >= STATS_EVERY_S)
+        staged, results, finals, errors = self._staged, self._results, self._finals, self._errors
+        self._staged, self._results, self._finals, self._errors = [], [], [], []
+        self._send((staged, results, finals, errors), time.monotonic() - self._stats_at >= STATS_EVERY_S)
 
     def send_stats(self) -> None:
-        self._send([], [], [], True)
+        self._send(([], [], [], []), True)
 
-    def _send(self, staged: list[bytes], results: list[tuple], errors: list[tuple], with_stats: bool) -> None:
+    def _send(self, responses: tuple[list[bytes], list[tuple], list[int], list[tuple]], with_stats: bool) -> None:
+        """`responses`: (staged, results, finals, errors)."""
         with self._lock:
             stats, warnings = [], []
             if with_stats and self.engine is not None:
                 self._stats_at = time.monotonic()
                 stats, warnings = self.engine.latest_stats(), self.engine.warnings[self._warned:]
                 self._warned += len(warnings)
-            if not (staged or results or errors or stats or warnings):
+            if not (any(responses) or stats or warnings):
                 return
             try:
-                self.frames.send((staged, results, errors, stats, warnings))
+                self.frames.send((*responses, stats, warnings))
             except OSError:
                 os._exit(0)  # the executor side is gone
 

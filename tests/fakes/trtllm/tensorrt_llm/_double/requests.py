@@ -175,10 +175,11 @@ class Response:
     # made from it when `result` is first read, as the binding converts its C++ Result on access. Responses come by
     # the thousand a second in load tests, where the binding makes them in C++: the double's hot path (`of_rows`)
     # only wraps each row.
-    __slots__ = ("_row", "_error", "_result")
+    __slots__ = ("request_id", "_row", "_error", "_result")  # request_id: read like nanobind's C++ property
 
     def __init__(self, request_id, error_msg_or_result, client_id=None):
-        self._row = (to_int(request_id, (0, 2 ** 64 - 1), "request_id"), None, True, None, 0, client_id, None)
+        self.request_id = to_int(request_id, (0, 2 ** 64 - 1), "request_id")
+        self._row = (self.request_id, None, True, None, 0, client_id, None)
         if isinstance(error_msg_or_result, str):
             if not error_msg_or_result:
                 raise TllmError("Assertion failed: Error message should not be empty")
@@ -195,11 +196,10 @@ class Response:
         append = out.append
         for row in rows:
             response = _new(cls)
-            response._row, response._error, response._result = row, None, None
+            response.request_id, response._row, response._error, response._result = row[0], row, None, None
             append(response)
         return out
 
-    request_id = property(lambda self: self._row[0])
     client_id = property(lambda self: full_row(self._row)[5])
 
     def has_error(self) -> bool:
@@ -217,8 +217,14 @@ class Response:
         if result is None:
             if self._error is not None:
                 raise TllmError(f"Cannot get the result for a response with an error: {self._error}")
-            _, tokens, final, reason, decoding_iter, _, timing = full_row(self._row)
+            row = self._row
             result = self._result = _new(Result)
+            if len(row) == 3:  # the common streamed step: (request id, token, decoding iteration)
+                result.is_final = result.is_sequence_final = False
+                result.output_token_ids, result.decoding_iter = [[row[1]]], row[2]
+                result.finish_reasons, result.request_perf_metrics = [FinishReason.NOT_FINISHED], None
+                return result
+            _, tokens, final, reason, decoding_iter, _, timing = row
             result.is_final = result.is_sequence_final = final
             result.output_token_ids, result.decoding_iter = [tokens], decoding_iter
             result.finish_reasons = [FinishReason[reason] if final else FinishReason.NOT_FINISHED]

@@ -59,9 +59,12 @@ class ResponseStore:
         self.dead: str | None = None
         self._results: list[tuple] = []  # this iteration's (response_row), only ever touched by the engine thread
         self._errors: list[tuple] = []
+        self._finals: list[int] = []  # this iteration's requests whose final result is among _results
 
     def result(self, job: Job, tokens: list[int], final: bool, timing=None) -> None:
         self._results.append(response_row(job, tokens, final, timing))
+        if final:
+            self._finals.append(job.id)
 
     def error(self, request_id: int, message: str, client_id: int | None) -> None:
         self._errors.append((request_id, message, client_id))
@@ -70,15 +73,17 @@ class ResponseStore:
         pass  # the results wait in this process, ready for the caller as they are
 
     def flush(self) -> None:
-        results, errors, self._results, self._errors = self._results, self._errors, [], []
+        results, errors, finals = self._results, self._errors, self._finals
+        self._results, self._errors, self._finals = [], [], []
         if results or errors:
-            self.add_all(results, errors)
+            self.add_all(results, errors, finals)
 
-    def add_all(self, results: list[tuple], errors: list[tuple]) -> None:
-        """An iteration's responses (response_row tuples, and errors), from this process's loop or the child's."""
+    def add_all(self, results: list[tuple], errors: list[tuple], finals: list[int]) -> None:
+        """An iteration's responses (response_row tuples, the ids of those that are final, and errors), from this
+        process's loop or the child's."""
         batch = Response.of_rows(results)
         batch += [Response(request_id, text, client_id) for request_id, text, client_id in errors]
-        ending = [row[0] for row in results if len(row) == 7 and row[2]] + [request_id for request_id, _, _ in errors]
+        ending = finals + [request_id for request_id, _, _ in errors]
         with self.cv:
             self.batches.append(batch)
             self._ending.update(ending)
