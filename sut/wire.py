@@ -43,8 +43,7 @@ class Frames:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, BUFFER)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._readable = select.poll()
-        self._readable.register(sock.fileno(), select.POLLIN)
+        self._readable: select.poll | None = None  # made by the first `receive` (a reader by selector has none)
 
     def send(self, message: object) -> None:
         payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
@@ -54,6 +53,9 @@ class Frames:
 
     def receive(self, timeout_s: float | None) -> list:
         wait_ms = None if timeout_s is None else max(0, math.ceil(timeout_s * 1000))
+        if self._readable is None:
+            self._readable = select.poll()
+            self._readable.register(self.sock.fileno(), select.POLLIN)
         return self.take() if self._readable.poll(wait_ms) else []
 
     def take(self) -> list:
