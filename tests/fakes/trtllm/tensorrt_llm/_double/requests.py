@@ -139,12 +139,15 @@ class TimingMetrics:
 
 
 class RequestPerfMetrics:
-    """Result.request_perf_metrics with OutputConfig(return_perf_metrics=True) (timing metrics only)."""
+    """Result.request_perf_metrics with OutputConfig(return_perf_metrics=True) (timing metrics only), converted
+    when read, as nanobind converts the C++ time points on access (a caller that never reads them pays nothing)."""
 
-    __slots__ = ("timing_metrics",)
+    __slots__ = ("_timing",)
 
     def __init__(self, timing: tuple[float, float, float, float] | None = None):
-        self.timing_metrics = TimingMetrics(*(timing or ()))
+        self._timing = timing or ()
+
+    timing_metrics = property(lambda self: TimingMetrics(*self._timing))
 
 
 class Result:
