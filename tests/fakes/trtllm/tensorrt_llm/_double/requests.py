@@ -221,13 +221,11 @@ class Response:
             if self._error is not None:
                 raise TllmError(f"Cannot get the result for a response with an error: {self._error}")
             row = self._row
+            if len(row) == 3:  # the common streamed step, unpacked here rather than through full_row (a call)
+                tokens, final, reason, decoding_iter, timing = [row[1]], False, None, row[2], None
+            else:
+                _, tokens, final, reason, decoding_iter, _, timing = row
             result = self._result = _new(Result)
-            if len(row) == 3:  # the common streamed step: (request id, token, decoding iteration)
-                result.is_final = result.is_sequence_final = False
-                result.output_token_ids, result.decoding_iter = [[row[1]]], row[2]
-                result.finish_reasons, result.request_perf_metrics = [FinishReason.NOT_FINISHED], None
-                return result
-            _, tokens, final, reason, decoding_iter, _, timing = row
             result.is_final = result.is_sequence_final = final
             result.output_token_ids, result.decoding_iter = [tokens], decoding_iter
             result.finish_reasons = [FinishReason[reason] if final else FinishReason.NOT_FINISHED]
