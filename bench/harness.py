@@ -193,7 +193,7 @@ def measure_sut(case: Case, work: Path) -> dict | None:
     from llmkit.log import launcher_rank
     from sut.run import run_benchmark
 
-    data = work / "data.parquet"
+    data = work / "data.pkl"
     if launcher_rank()[0] == 0:  # rank 0 reads the dataset; the worker ranks get what they need from it
         synthetic_dataset(case.benchmark, case.samples, case.mean_output, data)
     model = "tiny-mixtral" if case.benchmark == "mixtral-8x7b" else "tiny-llama3"
@@ -205,7 +205,7 @@ def measure_sut(case: Case, work: Path) -> dict | None:
                    f"backend.ttft_ms={case.ttft_ms}", f"backend.tpot_ms={case.tpot_ms}"]
     cfg = load([
         f"benchmark={case.benchmark}", f"model={model}", f"scenario={case.scenario}", *backend,
-        "dataset=official", f"dataset.path={data}", f"scenario.target_qps={case.target_qps}",
+        "dataset=official", f"dataset.path={data}", "dataset.trusted=true", f"scenario.target_qps={case.target_qps}",
         f"loadgen.min_duration_ms={case.duration_ms}", f"loadgen.min_query_count={case.min_queries}",
         f"system.dp={case.instances}", f"output_dir={work / 'run'}", f"artifacts_root={work / 'artifacts'}",
         *case.overrides,
