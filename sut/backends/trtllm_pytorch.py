@@ -80,7 +80,8 @@ class TrtllmPytorchBackend:
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._outstanding: dict[int, RequestOutput] = {}
-        self._pending = 0
+        self._pending = 0  # loadgen's thread adds, the loop thread takes off: under _lock
+        self._lock = threading.Lock()
         self.first_submit: float | None = None
         self.samples = IterationSamples()
         self.latencies = EngineLatencies()
@@ -118,7 +119,8 @@ class TrtllmPytorchBackend:
     def submit(self, batch: RequestBatch) -> None:
         if self.first_submit is None:
             self.first_submit = time.perf_counter()
-        self._pending += len(batch)
+        with self._lock:
+            self._pending += len(batch)
         self._loop.call_soon_threadsafe(self._launch, batch)
 
     def pending(self) -> int:
@@ -197,15 +199,29 @@ class TrtllmPytorchBackend:
     async def _deliver_forever(self) -> None:
         """Every poll_ms hand over what was gathered; every STATS_EVERY_S sample the iteration stats (in a worker
         thread: get_stats waits) and end the run if the instance stalled: requests outstanding, yet nothing answered
-        and no iteration for backend.stall_timeout_s."""
+        and no iteration for backend.stall_timeout_s. A failure here is reported to the SUT, never left to die
+        silently with the task."""
+        try:
+            await self._deliver_until_stalled()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.exception("%s failed", self.where)
+            self._deliveries.errors.append((None, f"failed: {type(error).__name__}: {error}"))
+            self._deliveries.flush()
+
+    async def _deliver_until_stalled(self) -> None:
         interval, loop = self.backend.poll_ms / 1e3, asyncio.get_running_loop()
         alive = next_stats = time.monotonic()
         while True:
             await asyncio.sleep(interval)
             answered = self._deliveries.answered
-            self._pending -= self._deliveries.flush()
+            finished = self._deliveries.flush()  # loadgen's callbacks run here: submit may add meanwhile
+            with self._lock:
+                self._pending -= finished
+                pending = self._pending
             now = time.monotonic()
-            if self._deliveries.answered > answered or not self._pending:
+            if self._deliveries.answered > answered or not pending:
                 alive = now
             if now < next_stats or self._llm is None:
                 continue
