@@ -161,48 +161,55 @@ def _drive_staged(prepared: Prepared, listener: wire.Listener | None, staged: St
     # queries' path into it.
     answers = Answers(TokenLedger(cfg.scenario.name.streams_first_token, benchmark.eos_ids),
                       fatal=end_process if listener is None else mpi.abort_job)
-    backends, coordinator = [], None
+    backends: list = []
+    coordinator = sut = qsl = progress = None
     cleanups.add("stop issuing", answers.stop_issuing)
-    if listener is not None:
-        coordinator = mpi.Coordinator(prepared.placement, listener, answers.on_first, answers.on_final,
-                                      answers.on_error)
-        cleanups.add("the worker ranks", coordinator.stop, STOP_BACKENDS_S)
-        coordinator.wait_ready()
-        instances = coordinator.instances
-    else:
-        cleanups.add("the backends", lambda: [backend.stop() for backend in backends], STOP_BACKENDS_S)
-        for instance in prepared.placement.instances:
-            backend = create_backend(instance_spec(prepared.spec, instance))
-            backends.append(backend)
-            backend.start(answers.on_first, answers.on_final, answers.on_error)
-        instances = backends
-    dispatcher = Dispatcher(instances, least_pending=cfg.scenario.name is not Scenario.Offline)
-    queries = Queries(answers, dataset, benchmark, cfg.scenario.name.streams_first_token,
-                      cfg.max_new_tokens or benchmark.max_new_tokens, dispatcher.submit)
-    sut = lg.ConstructFastSUT(queries.issue, queries.flush)
-    qsl = lg.ConstructQSL(len(dataset), len(dataset), lambda samples: None, lambda samples: None)
-    log.info("loadgen %s %s run of %s on %d backend instance(s)", cfg.scenario.name.value, cfg.mode.value,
-             benchmark.loadgen_model(cfg.scenario.name), len(instances))
-    answers.progress = progress = tqdm(desc=f"{cfg.scenario.name.value} {cfg.mode.value}", unit="sample",
-                                       mininterval=1.0)
-    test_settings = settings.test_settings(user_conf, cfg, benchmark)
-    seeds = settings.round_seed_mismatches(test_settings, cfg)
     try:
+        if listener is not None:
+            coordinator = mpi.Coordinator(prepared.placement, listener, answers.on_first, answers.on_final,
+                                          answers.on_error)
+            cleanups.add("the worker ranks", coordinator.stop, STOP_BACKENDS_S)
+            coordinator.wait_ready()
+            instances = coordinator.instances
+        else:
+            cleanups.add("the backends", lambda: [backend.stop() for backend in backends], STOP_BACKENDS_S)
+            for instance in prepared.placement.instances:
+                backend = create_backend(instance_spec(prepared.spec, instance))
+                backends.append(backend)
+                backend.start(answers.on_first, answers.on_final, answers.on_error)
+            instances = backends
+        dispatcher = Dispatcher(instances, least_pending=cfg.scenario.name is not Scenario.Offline)
+        queries = Queries(answers, dataset, benchmark, cfg.scenario.name.streams_first_token,
+                          cfg.max_new_tokens or benchmark.max_new_tokens, dispatcher.submit)
+        sut = lg.ConstructFastSUT(queries.issue, queries.flush)
+        qsl = lg.ConstructQSL(len(dataset), len(dataset), lambda samples: None, lambda samples: None)
+        log.info("loadgen %s %s run of %s on %d backend instance(s)", cfg.scenario.name.value, cfg.mode.value,
+                 benchmark.loadgen_model(cfg.scenario.name), len(instances))
+        answers.progress = progress = tqdm(desc=f"{cfg.scenario.name.value} {cfg.mode.value}", unit="sample",
+                                           mininterval=1.0)
+        test_settings = settings.test_settings(user_conf, cfg, benchmark)
+        seeds = settings.round_seed_mismatches(test_settings, cfg)
         with timed_section():
             lg.StartTestWithLogSettings(
                 sut, qsl, test_settings, settings.log_settings(staged.path), str(staged.path / AUDIT_CONFIG),
             )
             answers.wait_idle()
-    finally:
-        progress.close()
-        # The backends stop before loadgen's SUT goes: an answer still in flight must not reach a destroyed SUT.
-        engines = coordinator.stop() if coordinator is not None else []
-        for backend in backends:
-            backend.stop()
-            if (stats := backend.stats()) is not None:
-                engines.append(stats)
-        lg.DestroyQSL(qsl)
-        lg.DestroySUT(sut)
+    except BaseException:
+        # Start-up or the run failed: what was started is stopped (an Executor and its workers, an engine thread)
+        # before the error goes on; a failure while stopping is logged, never put in the error's place.
+        if progress is not None:
+            progress.close()
+        _stop_quietly(coordinator, backends)
+        _destroy(sut, qsl)
+        raise
+    progress.close()
+    # The backends stop before loadgen's SUT goes: an answer still in flight must not reach a destroyed SUT.
+    engines = coordinator.stop() if coordinator is not None else []
+    for backend in backends:
+        backend.stop()
+        if (stats := backend.stats()) is not None:
+            engines.append(stats)
+    _destroy(sut, qsl)
     result = _result(cfg, benchmark, answers, staged, seeds)
     result["placement"] = prepared.placement.describe()
     combine = getattr(backend_class(cfg.backend.name), "combine_stats", None)
@@ -212,6 +219,24 @@ def _drive_staged(prepared: Prepared, listener: wire.Listener | None, staged: St
     run_dir = staged.commit()
     _report(result, run_dir)
     return run_dir
+
+
+def _stop_quietly(coordinator, backends: list) -> None:
+    for what, stop in ([("the worker ranks", coordinator.stop)] if coordinator is not None else []) + [
+            (f"backend instance {i}", backend.stop) for i, backend in enumerate(backends)]:
+        try:
+            stop()
+        except Exception as error:
+            log.warning("while stopping after a failure: %s failed: %s", what, error)
+
+
+def _destroy(sut, qsl) -> None:
+    import mlperf_loadgen as lg
+
+    if qsl is not None:
+        lg.DestroyQSL(qsl)
+    if sut is not None:
+        lg.DestroySUT(sut)
 
 
 def _detail(staged: StagedDir) -> dict:

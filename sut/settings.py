@@ -37,7 +37,9 @@ def test_settings(user_conf: Path, cfg: RunConfig, benchmark: Benchmark):
 
     settings = lg.TestSettings()
     scenario = cfg.scenario.name.loadgen_scenario
-    settings.FromConfig(str(user_conf), benchmark.loadgen_model(cfg.scenario.name), scenario)
+    code = settings.FromConfig(str(user_conf), benchmark.loadgen_model(cfg.scenario.name), scenario)
+    if code != 0:  # loadgen skips what it cannot read and goes on with its defaults: never run on those
+        raise RuntimeError(f"loadgen could not read the run's {user_conf} (FromConfig returned {code})")
     settings.scenario = getattr(lg.TestScenario, scenario)
     settings.mode = lg.TestMode.AccuracyOnly if cfg.mode is Mode.accuracy else lg.TestMode.PerformanceOnly
     return settings

@@ -135,17 +135,17 @@ def connect(address: Address, rank: int) -> Frames:
                    key=lambda host: not host.startswith("127."))
     failures = []
     for host in order:
+        sock = None
         try:
             sock = socket.create_connection((host, address.port), timeout=CONNECT_TIMEOUT_S)
             sock.sendall(address.token + rank.to_bytes(4, "little"))
-            if _read_exactly(sock, len(ACK)) != ACK:
-                sock.close()
-                failures.append(f"{host}: not this job's rank 0")
-                continue
+            if _read_exactly(sock, len(ACK)) == ACK:
+                return Frames(sock)
+            failures.append(f"{host}: not this job's rank 0")
         except OSError as error:
             failures.append(f"{host}: {error.strerror or error}")
-            continue
-        return Frames(sock)
+        if sock is not None:
+            sock.close()
     raise WireError(f"rank {rank} could not reach rank 0 ({address.hostname}) on TCP port {address.port} at any of its "
                     f"addresses ({'; '.join(failures) or 'none listed'}): the job's ranks must reach each other over "
                     f"TCP; allow it between the job's nodes")

@@ -105,7 +105,7 @@ class HFBackend:
 
         batch = ContinuousBatch(self.model, torch.device(self.device))
         try:
-            while not self._stopping.is_set() or len(batch):
+            while not self._stopping.is_set():  # stop() finishes nothing more (Backend.stop)
                 new = self._take_new(batch, block=len(batch) == 0)
                 if new:
                     firsts = [(s.request.request_id, s.generated[:1]) for s in batch.admit(new) if s.request.stream]

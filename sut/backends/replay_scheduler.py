@@ -2,8 +2,8 @@
 
 A GPU engine's threads run in C++ and leave the SUT's interpreter alone; eight simulated instances with a thread
 each would compete with the SUT for it and measure the simulation instead of the harness. So all instances of a
-process share this thread: one heap of due events, at least MIN_WAIT_S between deliveries, and every event due at a wake-up
-delivered together, one TokenBatch of first tokens and one of final answers per set of callbacks (in one process
+process share this thread: one heap of due events, waits of at least MIN_WAIT_S for the next (a submit wakes it
+sooner), and every event due at a wake-up delivered together, one TokenBatch of first tokens and one of final answers per set of callbacks (in one process
 all instances share the SUT's callbacks, so a wake-up is at most two loadgen calls).
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections import defaultdict
 log = logging.getLogger(__name__)
 
 FIRST, FINAL = 0, 1
-# The scheduler never sleeps less than this: events due meanwhile go out together (at most this late), as an
-# engine's iteration would deliver them, instead of one wake-up per event.
+# The scheduler never waits less than this for the next due event (a submit wakes it sooner): events due meanwhile go
+# out together (at most this late), as an engine's iteration would deliver them, instead of one wake-up per event.
 MIN_WAIT_S = 0.001
 
 

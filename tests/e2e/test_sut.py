@@ -113,6 +113,32 @@ def test_a_second_loadgen_run_in_one_process_is_refused(quick, tmp_path, monkeyp
         run_benchmark(load(quick + [f"output_dir={tmp_path / 'second'}"]))
 
 
+def test_a_failed_start_stops_the_instances_started_before_it(quick, tmp_path, monkeypatch):
+    """Instance 1 failing to start (an engine out of memory, a warm-up error) stops instance 0 and itself before the
+    error goes on: no engine thread or Executor is left running, and no run is written."""
+    import sut.run
+    from sut.backends import create_backend
+
+    monkeypatch.setattr(sut.run, "_loadgen_runs_in_this_process", 0)  # loadgen never starts here
+    stopped: list[int] = []
+
+    def second_fails(spec):
+        backend, index = create_backend(spec), spec.instance
+        stop = backend.stop
+        backend.stop = lambda: (stopped.append(index), stop())
+        if index == 1:
+            def refuse(*callbacks):
+                raise RuntimeError("instance 1 cannot start")
+            backend.start = refuse
+        return backend
+
+    monkeypatch.setattr(sut.run, "create_backend", second_fails)
+    target = tmp_path / "failed-start"
+    with pytest.raises(RuntimeError, match="instance 1 cannot start"):
+        run_benchmark(load(quick + ["backend=replay", "system.dp=2", f"output_dir={target}"]))
+    assert stopped == [0, 1] and not target.exists()
+
+
 def test_sweep_runs_each_job_in_its_own_process(quick, tmp_path):
     result = run_cli("llmkit", "run", "-m", *quick, "mode=performance,accuracy")
     assert result.returncode == 0, result.stderr[-3000:]

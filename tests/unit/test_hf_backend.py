@@ -49,3 +49,16 @@ def test_engine_failure_is_reported_not_swallowed(artifacts):
     backend.submit(RequestBatch.of([huge], 4, 2, MIXTRAL_8X7B.eos_ids))
     assert done.wait(60)
     assert "hf backend instance 0 failed" in errors[0]
+
+
+def test_stop_finishes_nothing_more(artifacts):
+    """stop() (Ctrl-C, a failed run) ends the engine thread after at most the step in progress: requests still
+    queued or mid-answer are left unanswered rather than generated to the end."""
+    prompts = [np.asarray(p, dtype=np.int32) for p in sample_frame(MIXTRAL_8X7B)["tok_input"]]
+    first, finals = threading.Event(), []
+    backend = HFBackend(spec(artifacts, max_batch_size=2, max_prefill_tokens=200))
+    backend.start(lambda tokens: first.set(), lambda tokens: finals.extend(tokens.pairs()), lambda rid, m: None)
+    backend.submit(RequestBatch.of(prompts * 4, 2000, 2000, MIXTRAL_8X7B.eos_ids, stream=True))
+    assert first.wait(120)
+    backend.stop()
+    assert finals == [] and backend.pending() == len(prompts) * 4
