@@ -236,7 +236,9 @@ class TokenLedger:
         if not (ids[1:] > ids[:-1]).all():  # ids in increasing order are distinct; otherwise look for a repeat
             order = np.arange(ids.size)
             self._scratch[positions] = order
-            twice = self._scratch[positions] != order
+            kept = self._scratch[positions]
+            # The same place twice is the same request twice unless one is older than the ring (checked below)
+            twice = (kept != order) & (ids[kept] == ids)
             if twice.any():
                 raise _twice_in_batch(self._first_bad(tokens, twice))
         state = self._state[positions]

@@ -254,3 +254,56 @@ def test_both_paths_agree_on_random_scripts():
             indices = rng.integers(0, 21, rng.integers(1, 6)).tolist()
             script.append((event, [(i, rng.choice(vocab, rng.integers(0, 6)).tolist()) for i in indices]))
         assert _outcome(10**9, streaming, script) == _outcome(0, streaming, script), script
+
+
+def test_a_completed_request_sharing_a_ring_place_with_a_live_one_is_named_alike_on_both_paths():
+    """Request 0 completed, then request 4 took its place in a ring of 4: a batch answering 4 and 0 (out of order) is
+    refused for answering 0 again on both paths, not as one request answered twice within the batch."""
+    messages = []
+    for path in (10**9, 0):
+        ledger = TokenLedger(False, EOS, capacity=4)
+        ledger.SMALL_BATCH = path
+        ids = ledger.issue([10, 11, 12, 13]).tolist()
+        ledger.final(answer(ids[0], [5, 6, 2]))
+        (late,) = ledger.issue([14]).tolist()
+        assert late & 3 == ids[0] & 3  # the same place in the ring
+        with pytest.raises(TokenAccountingError) as error:
+            ledger.final(TokenBatch.from_pairs([(late, [5, 6, 2]), (ids[0], [5, 6, 2])]))
+        messages.append(str(error.value))
+    assert messages[0] == messages[1] and f"request {ids[0]}" in messages[0], messages
+
+
+def _wrapping_outcome(ledger_path: int, streaming: bool, script: list) -> list:
+    """As _outcome, with queries issued as the script goes (("issue", k) steps), so that the ring of 4 wraps and
+    completed requests share places with live ones."""
+    ledger = TokenLedger(streaming, EOS | {7}, capacity=4)
+    ledger.SMALL_BATCH = ledger_path
+    rids = ledger.issue([500, 501]).tolist()
+    outcome: list = []
+    for event, arg in script:
+        if event == "issue":
+            rids += ledger.issue(list(range(600 + len(rids), 600 + len(rids) + arg))).tolist()
+            continue
+        tokens = TokenBatch.from_pairs([(rids[i % len(rids)], ids) for i, ids in arg])
+        try:
+            result = getattr(ledger, event)(tokens)
+            outcome.append(result if event == "first" else (result[0], result[1].tolist()))
+        except TokenAccountingError as error:
+            outcome.append(str(error))
+    return outcome + [ledger.outstanding]
+
+
+def test_both_paths_agree_while_the_ring_wraps():
+    rng = np.random.default_rng(1)
+    vocab = [2, 7, 5, 6, 9]
+    for _ in range(300):
+        streaming = bool(rng.integers(2))
+        script: list = []
+        for _ in range(rng.integers(2, 9)):
+            if rng.random() < 0.35:
+                script.append(("issue", int(rng.integers(1, 3))))
+                continue
+            event = "first" if streaming and rng.random() < 0.5 else "final"
+            indices = rng.integers(0, 12, rng.integers(1, 5)).tolist()
+            script.append((event, [(i, rng.choice(vocab, rng.integers(0, 6)).tolist()) for i in indices]))
+        assert _wrapping_outcome(10**9, streaming, script) == _wrapping_outcome(0, streaming, script), script
