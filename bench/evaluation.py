@@ -26,7 +26,9 @@ from evaluation.text import decode
 from llmkit.benchmarks import MIXTRAL_8X7B
 from llmkit.config.schema import EvaluationConfig
 from llmkit.data import sample_content as content
+from llmkit.errors import exit_on_user_error
 from llmkit.log import setup_logging
+from llmkit.rundir import write_atomic
 from llmkit.tokenizers import bundled_tokenizer_file, load_tokenizer
 
 ROWS_PER_DATASET = 5000
@@ -67,6 +69,7 @@ def timed(function, *args):
     return result, time.perf_counter() - start
 
 
+@exit_on_user_error
 def main() -> None:
     setup_logging()
     parser = argparse.ArgumentParser(prog="llmkit bench evaluation", description=__doc__,
@@ -119,7 +122,7 @@ def main() -> None:
                   f"{figures['mbxp_programs_per_s']:.1f} programs/s, ~{figures['mbxp_projected_5000_s']:.0f} s "
                   f"projected for all 5000 ({figures['mbxp_passed']}/{len(problems)} passed)")
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        write_atomic(args.json, json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

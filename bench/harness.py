@@ -29,9 +29,9 @@ import argparse
 import heapq
 import itertools
 import json
+import logging
 import os
 import queue
-import sys
 import tempfile
 import threading
 import time
@@ -40,6 +40,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+
+from llmkit.errors import UserError, exit_on_user_error
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -216,12 +220,19 @@ def measure_sut(case: Case, work: Path) -> dict | None:
     if run_dir is None:  # a worker rank: rank 0 reports
         return None
     result = json.loads((run_dir / "result.json").read_text())
-    engine = result.get("engine") or {}
-    if case.backend == "trtllm" and engine.get("ttft_p99_ms") is None:  # no request perf metrics: the asked delays
-        result["engine"] = {**engine, "ttft_p99_ms": case.ttft_ms, "tpot_p99_ms": case.tpot_ms}
+    if result.get("engine"):
+        result["engine"] = engine_figures(case, result["engine"])
     if case.sample_memory:
         result["memory_mib"] = memory
     return result
+
+
+def engine_figures(case: Case, engine: dict) -> dict:
+    """The engine's figures, its p99 TTFT and TPOT marked "reported", or "assumed" where an engine that reports no
+    request perf metrics (trtllm) is taken to answer at the case's delays."""
+    if case.backend == "trtllm" and engine.get("ttft_p99_ms") is None:
+        return {**engine, "ttft_p99_ms": case.ttft_ms, "tpot_p99_ms": case.tpot_ms, "latencies": "assumed"}
+    return {**engine, "latencies": "reported"}
 
 
 def mpirun() -> list[str]:
@@ -242,14 +253,14 @@ def run_case(case: Case) -> dict:
     from llmkit.children import run_child
 
     with tempfile.TemporaryDirectory(prefix="llmkit-bench-") as work:
-        out, log = Path(work) / "figures.json", Path(work) / "output.txt"
+        out, messages = Path(work) / "figures.json", Path(work) / "output.txt"
         launcher = ([*mpirun(), "-n", str(1 + case.instances)]
                     if case.backend == "trtllm" and case.placement == "leader" else [])
-        with log.open("w") as output:
+        with messages.open("w") as output:
             code = run_child(["-m", "bench.harness", "--measure", json.dumps(asdict(case)), "--out", str(out)],
                              f"the harness case {case.name}", launcher=launcher, output=output)
         if code != 0:
-            raise RuntimeError(f"case {case.name} failed:\n{log.read_text(errors='replace')[-3000:]}")
+            raise RuntimeError(f"case {case.name} failed:\n{messages.read_text(errors='replace')[-3000:]}")
         return json.loads(out.read_text())
 
 
@@ -294,6 +305,18 @@ def ceiling_cases(samples: int) -> list[tuple[str, dict[str, Case]]]:
     return cases
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Before any case runs (minutes): the figures and the plot can be written, and --engine-dir holds an engine."""
+    for flag, path in (("--out", args.out), ("--plot", args.plot)):
+        if not path.parent.is_dir() or not os.access(path.parent, os.W_OK | os.X_OK):
+            raise UserError(f"{flag} {path} cannot be written, as {path.parent} is not a directory you can write; "
+                            "create it or choose another path")
+    if args.backend == "trtllm" and not (Path(args.engine_dir) / "config.json").is_file():
+        raise UserError(f"--engine-dir {args.engine_dir} holds no TensorRT-LLM engine (no config.json); point it at "
+                        "an engine directory that llmkit build made")
+
+
+@exit_on_user_error
 def main() -> None:
     parser = argparse.ArgumentParser(prog="llmkit bench harness", description=__doc__,
                                      epilog="example: llmkit bench harness --skip soak --only mixtral")
@@ -320,6 +343,7 @@ def main() -> None:
         if figures is not None:
             args.out.write_text(json.dumps(figures))
         return
+    check_arguments(args)
 
     from bench.harness_report import report
 
@@ -340,8 +364,8 @@ def main() -> None:
                 continue
             figures["shaped"].append({"case": asdict(case), "result": run_case(case)})
             if args.backend == "trtllm":
-                print(f"{case.name} through trtllm: the engine should answer at TTFT {case.ttft_ms:g} ms, TPOT "
-                      f"{case.tpot_ms:g} ms", flush=True)
+                log.info("%s through trtllm: the engine should answer at TTFT %g ms, TPOT %g ms", case.name,
+                         case.ttft_ms, case.tpot_ms)
                 trtllm = replace(case, name=f"{case.name} trtllm {args.placement}", backend="trtllm",
                                  engine_dir=args.engine_dir, placement=args.placement)
                 figures["shaped"].append({"case": asdict(trtllm), "result": run_case(trtllm)})

@@ -2,10 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from llmkit.rundir import write_atomic
+
+ASSUMED_NOTE = ("assumed: the engine reported no request perf metrics, so its p99 TTFT and TPOT are the case's "
+                "requested delays, not measured")
 
 
 def _added(result: dict, key: str) -> float | None:
@@ -30,6 +36,7 @@ def shaped_rows(shaped: list[dict]) -> list[dict]:
             "rate_ratio": reported / produced if reported and produced else None,
             "added_ttft_p99_ms": _added(result, "ttft_p99_ms"), "added_tpot_p99_ms": _added(result, "tpot_p99_ms"),
             "ttft_p99_ms": result.get("ttft_p99_ms"), "engine_ttft_p99_ms": engine.get("ttft_p99_ms"),
+            "engine_latencies": engine.get("latencies"),
         })
     return rows
 
@@ -79,8 +86,10 @@ def plot(rows: list[dict], path: Path) -> None:
     rate.set_title("Token rate loadgen sees vs the engine's")
     rate.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    staged = path.with_name(f".{path.stem}.tmp{path.suffix}")  # whole or not at all
+    figure.savefig(staged, dpi=110)
     plt.close(figure)
+    os.replace(staged, path)
 
 
 def report(figures: dict, out: Path, plot_path: Path) -> None:
@@ -91,7 +100,7 @@ def report(figures: dict, out: Path, plot_path: Path) -> None:
         summary["soak"]["sut_steady_growth_mib_per_minute"] = round(
             summary["soak"]["steady_growth_mib_per_minute"] - summary["soak_minimal"]["steady_growth_mib_per_minute"],
             2)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+    write_atomic(out, json.dumps(summary, indent=2) + "\n")
     console = Console(width=max(120, Console().width))
     if figures["ceiling"]:
         table = Table(title="Ceiling: loadgen with an instant SUT vs our SUT + replay at zero delays (samples/s)")
@@ -106,14 +115,17 @@ def report(figures: dict, out: Path, plot_path: Path) -> None:
         console.print(table)
     if rows:
         table = Table(title="Published loads through our SUT and the replay engine")
-        for column in ("case", "loadgen", "reported tok/s", "engine tok/s", "ratio", "+p99 TTFT ms", "+p99 TPOT ms"):
+        for column in ("case", "loadgen", "reported tok/s", "engine tok/s", "ratio", "+p99 TTFT ms", "+p99 TPOT ms",
+                       "engine p99s"):
             table.add_column(column, justify="right")
         for r in rows:
             table.add_row(r["case"], str(r["validity"]), f"{r['reported_tokens_per_s'] or 0:,.0f}",
                           f"{r['engine_tokens_per_s'] or 0:,.0f}",
                           "-" if r["rate_ratio"] is None else f"{r['rate_ratio']:.4f}",
-                          str(r["added_ttft_p99_ms"]), str(r["added_tpot_p99_ms"]))
+                          str(r["added_ttft_p99_ms"]), str(r["added_tpot_p99_ms"]), r["engine_latencies"] or "-")
         console.print(table)
+        if any(r["engine_latencies"] == "assumed" for r in rows):
+            console.print(ASSUMED_NOTE)
         plot(rows, plot_path)
         console.print(f"plot: {plot_path}")
     for name in ("soak", "soak_minimal"):

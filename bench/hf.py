@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -20,10 +21,14 @@ from llmkit.benchmarks import BENCHMARKS
 from llmkit.config.backends import HFBackendConfig
 from llmkit.config.schema import DatasetConfig, SystemConfig, TinyArchitecture
 from llmkit.data.sample import sample_frame
+from llmkit.errors import UserError, exit_on_user_error
 from llmkit.log import setup_logging
 from llmkit.models.tiny import ensure_tiny_checkpoint
+from llmkit.rundir import write_atomic
 from sut.backends.base import BackendSpec, GenerationRequest, RequestBatch
 from sut.backends.hf import HFBackend, load_model
+
+log = logging.getLogger(__name__)
 
 TINY = {"mixtral-8x7b": TinyArchitecture.mixtral, "llama3.1-405b": TinyArchitecture.llama3}
 
@@ -44,16 +49,21 @@ def sequential(checkpoint: str, requests: list[GenerationRequest]) -> tuple[floa
 
 def batched(checkpoint: str, requests: list[GenerationRequest], batch_size: int,
             benchmark: str) -> tuple[float, dict[int, list[int]]]:
+    """The elapsed seconds and every answer; SystemExit(1) when the backend reports an error."""
     spec = BackendSpec(HFBackendConfig(max_batch_size=batch_size), SystemConfig(name="cpu"), benchmark,
                        DatasetConfig(name="sample"), checkpoint)
-    backend, outputs, done = HFBackend(spec), {}, threading.Event()
+    backend, outputs, done, errors = HFBackend(spec), {}, threading.Event(), []
 
     def on_final(tokens) -> None:
         outputs.update((request_id, ids.tolist()) for request_id, ids in tokens.pairs())
         if len(outputs) == len(requests):
             done.set()
 
-    backend.start(lambda events: None, on_final, lambda _, message: done.set())
+    def on_error(_, message: str) -> None:
+        errors.append(message)
+        done.set()
+
+    backend.start(lambda events: None, on_final, on_error)
     start = time.perf_counter()
     first = requests[0]
     backend.submit(RequestBatch.of([r.prompt for r in requests], first.max_new_tokens, first.min_new_tokens,
@@ -61,9 +71,14 @@ def batched(checkpoint: str, requests: list[GenerationRequest], batch_size: int,
     done.wait()
     elapsed = time.perf_counter() - start
     backend.stop()
+    if errors:
+        log.error("the hf backend failed (%s), so there is no throughput to report; fix what it names and run "
+                  "llmkit bench hf again", errors[0])
+        raise SystemExit(1)
     return elapsed, outputs
 
 
+@exit_on_user_error
 def main() -> None:
     setup_logging()
     parser = argparse.ArgumentParser(prog="llmkit bench hf", description=__doc__,
@@ -75,6 +90,10 @@ def main() -> None:
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    for flag in ("samples", "max_new_tokens", "batch_size"):
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag.replace('_', '-')} {getattr(args, flag)} leaves nothing to generate; pass a "
+                            "number of 1 or more")
 
     benchmark = BENCHMARKS[args.benchmark]
     architecture = TINY[benchmark.name]
@@ -107,7 +126,13 @@ def main() -> None:
     console.print(table)
     console.print(f"ratio: {figures['ratio']:.2f}x (target >= 3x); identical greedy outputs: {figures['identical_outputs']}")
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        write_atomic(args.json, json.dumps(figures, indent=2) + "\n")
+    if not figures["identical_outputs"]:
+        differing = sum(seq_out.get(r) != cb_out.get(r) for r in seq_out.keys() | cb_out.keys())
+        log.error("the hf backend's greedy outputs differ from one-at-a-time generation for %d of %d requests, so "
+                  "its batching changes the answers; fix the backend before trusting its throughput",
+                  differing, args.samples)
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ from rich.table import Table
 
 from llmkit.config.groups import group_options
 from llmkit.config.load import load
+from llmkit.errors import exit_on_user_error
 from llmkit.log import setup_logging
 from llmkit.planner.configured import request_for_run
 from llmkit.planner.plan import plan
+from llmkit.rundir import write_atomic
 
 TARGET = (0.8, 1.25)
 TINY = {"mixtral-8x7b": "tiny-mixtral", "llama3.1-405b": "tiny-llama3"}  # for composing; the plan uses the real shape
@@ -104,6 +106,7 @@ def plot(rows: list[Row], path: Path) -> None:
     plt.close(figure)
 
 
+@exit_on_user_error
 def main() -> None:
     setup_logging()
     parser = argparse.ArgumentParser(prog="llmkit bench planner", description=__doc__,
@@ -131,7 +134,7 @@ def main() -> None:
     plot(rows, path)
     console.print(f"plot: {path}")
     if args.json:
-        args.json.write_text(json.dumps([{**row.__dict__, "ratio": row.ratio} for row in rows], indent=2) + "\n")
+        write_atomic(args.json, json.dumps([{**row.__dict__, "ratio": row.ratio} for row in rows], indent=2) + "\n")
 
 
 if __name__ == "__main__":

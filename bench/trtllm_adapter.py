@@ -14,11 +14,14 @@ at each load, for one process hosting every instance (placement=orchestrator) an
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
+
+from llmkit.errors import UserError, exit_on_user_error
 
 MEAN_OUTPUT = 145
 TTFT_S, TPOT_S = 0.25, 0.025
@@ -93,8 +96,14 @@ def bursts(load: float, iterations: int, seed: int = 0) -> tuple[list[list[_Resp
 
 
 def measure(load: float, iterations: int) -> dict:
-    backend, delivered = _backend()
+    if iterations < 1:
+        raise UserError(f"--iterations {iterations} measures nothing; pass 1 or more")
     made, active = bursts(load, iterations)
+    if active == 0:
+        least = math.ceil(1e4 / (MIXTRAL_SERVER_QPS / INSTANCES * (TTFT_S + (MEAN_OUTPUT - 1) * TPOT_S))) / 1e4
+        raise UserError(f"--loads {load:g} leaves no request active per instance, so there is nothing to poll; pass "
+                        f"loads of at least {least:g}")
+    backend, delivered = _backend()
     next_id, times, first_delays = 1, [], []
     for burst, firsts in made:
         # Give each response a request the backend knows: `firsts` new streaming requests, the rest mid-answer.
@@ -126,6 +135,15 @@ def measure(load: float, iterations: int) -> dict:
             "firsts": delivered["first"], "finals": delivered["final"]}
 
 
+def table_row(row: dict) -> list[str]:
+    """A measurement as the table shows it ("-": no burst of it had a first token)."""
+    firsts = row["first_tokens_p99_ms"]
+    return [f"{row['load']:g}x", f"{row['active_per_instance']:,}", f"{row['per_response_us']:.2f}",
+            f"{row['burst_p99_ms']:.2f}", "-" if firsts is None else f"{firsts:.3f}",
+            f"{row['core_share_one_process']:.2f}", f"{row['core_share_per_instance_process']:.3f}"]
+
+
+@exit_on_user_error
 def main() -> None:
     parser = argparse.ArgumentParser(prog="llmkit bench trtllm-adapter", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -142,10 +160,7 @@ def main() -> None:
                    "core, one process", "core, process per instance"):
         table.add_column(column, justify="right")
     for load in args.loads:
-        row = measure(load, args.iterations)
-        table.add_row(f"{load:g}x", f"{row['active_per_instance']:,}", f"{row['per_response_us']:.2f}",
-                      f"{row['burst_p99_ms']:.2f}", f"{row['first_tokens_p99_ms']:.3f}",
-                      f"{row['core_share_one_process']:.2f}", f"{row['core_share_per_instance_process']:.3f}")
+        table.add_row(*table_row(measure(load, args.iterations)))
     Console().print(table)
 
 

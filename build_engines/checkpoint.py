@@ -15,7 +15,7 @@ from build_engines.preflight import CheckpointFacts
 from llmkit.artifacts import MANIFEST, files_fingerprint
 from llmkit.config.schema import KVCacheFormat, PrecisionName, RunConfig
 from llmkit.errors import UserError
-from quantize.stage import ARTIFACT_KIND as CHECKPOINTS, recipe_key
+from quantize.stage import ARTIFACT_KIND as CHECKPOINTS, made_checkpoint, recipe_key
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +107,17 @@ def recipe_facts(cfg: RunConfig) -> CheckpointFacts:
 
 def resolve(cfg: RunConfig, dry_run: bool, ranks: int = 1) -> Checkpoint:
     """`ranks` > 1: the processes of an `mpirun -n K llmkit build`, which must not quantize K times at once; they
-    take the existing artifact of this recipe and topology, made beforehand by one process."""
+    take the artifact of quantize's very key (model files, calibration set, recipe, dtypes, device, topology), made
+    beforehand by one process."""
     if cfg.build.checkpoint:
         checkpoint = _given(cfg)
     else:
-        path = _existing(cfg) if dry_run or ranks > 1 else None
+        path = _existing(cfg) if dry_run else made_checkpoint(cfg) if ranks > 1 else None
         if path is None and ranks > 1 and not dry_run:
             raise UserError(f"no checkpoint of precision={cfg.precision.name.value} for tp {cfg.system.tp} x pp "
-                            f"{cfg.system.pp} exists yet, and {ranks} MPI ranks must not quantize at once; run "
-                            "llmkit quantize with the same overrides in one process first, or pass build.checkpoint=")
+                            f"{cfg.system.pp} from {cfg.model.path} with these settings exists yet, and {ranks} MPI "
+                            "ranks must not quantize at once; run llmkit quantize with the same overrides in one "
+                            "process first, or pass build.checkpoint=")
         if path is None and dry_run:
             return Checkpoint(None, None, recipe_facts(cfg), (), f"not made yet: llmkit quantize makes it first (precision="
                                                      f"{cfg.precision.name.value}, tp {cfg.system.tp} x pp {cfg.system.pp})")

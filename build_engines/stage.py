@@ -35,6 +35,7 @@ from llmkit.config.systems import tuned_entry
 from llmkit.errors import UserError
 from llmkit.log import launcher_rank
 from llmkit.planner.configured import gpu_of, memory_preflight
+from llmkit.rundir import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,20 @@ def _run_trtllm_build(argv: list[str], output: Path) -> None:
                         "names, then run llmkit build again")
 
 
+def _build_rank(argv: list[str], staging: Path, rank: int) -> None:
+    """Rank `rank` > 0's share, then its marker for rank 0: written whole, and on any failure too, so rank 0 never
+    reads half a marker nor waits out build.rank_timeout_s for a rank that is gone."""
+    staging.mkdir(parents=True, exist_ok=True)
+    marker = staging / RANK_MARKER.format(rank=rank)
+    try:
+        _run_trtllm_build(argv, staging)
+    except BaseException as error:
+        reason = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+        write_atomic(marker, json.dumps({"ok": False, "error": reason}))
+        raise
+    write_atomic(marker, json.dumps({"ok": True}))
+
+
 def _wait_for_ranks(staging: Path, ranks: int, timeout_s: float) -> None:
     started = last_log = time.monotonic()
     while True:
@@ -151,14 +166,7 @@ def build(cfg: RunConfig) -> Path | None:
     if rank != 0:
         if final.is_dir() and not cfg.build.force:
             return None
-        staging.mkdir(parents=True, exist_ok=True)
-        marker = staging / RANK_MARKER.format(rank=rank)
-        try:
-            _run_trtllm_build(command(build_plan, staging, rank), staging)
-        except UserError as error:
-            marker.write_text(json.dumps({"ok": False, "error": str(error)}))
-            raise
-        marker.write_text(json.dumps({"ok": True}))
+        _build_rank(command(build_plan, staging, rank), staging, rank)
         return None
 
     def make(directory: Path) -> dict:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from llmkit.artifacts import build_or_reuse, file_sha256, read_manifest
 from llmkit.benchmarks import Benchmark, TokenizerKind, get_benchmark
 from llmkit.config.schema import DatasetSource, DatasetSplit, RunConfig
-from llmkit.data.datasets import load_dataset, tokenize_inputs
+from llmkit.data.datasets import Dataset, load_dataset, tokenize_inputs
 from llmkit.errors import UserError
 from llmkit.models.checkpoint import resolve_checkpoint
 from llmkit.tokenizers import TokenizerFile, detect_tokenizer_file, load_tokenizer
@@ -73,23 +73,33 @@ def check_calibration_set(directory: Path, benchmark: Benchmark, checkpoint: Pat
     return manifest
 
 
-def calibrate(cfg: RunConfig) -> Path:
-    benchmark = get_benchmark(cfg.benchmark.name)
-    dataset_cfg = replace(cfg.dataset, split=DatasetSplit.calibration)
-    dataset = load_dataset(dataset_cfg, benchmark)
-    _check_not_validation(dataset.frame, benchmark, dataset.source)
-    texts = [str(t) for t in dataset.frame["input"]]
-    _check_benchmark(texts, benchmark, dataset.source)
+def calibration_texts(cfg: RunConfig, benchmark: Benchmark) -> tuple[Dataset, list[str]]:
+    """The benchmark's calibration split and its prompts' text."""
+    dataset = load_dataset(replace(cfg.dataset, split=DatasetSplit.calibration), benchmark)
+    return dataset, [str(t) for t in dataset.frame["input"]]
+
+
+def calibration_inputs(cfg: RunConfig, benchmark: Benchmark, texts: list[str], tokenizer_file: TokenizerFile) -> dict:
+    """What the calibration set's key is made of (calibrate; a build's MPI ranks look the set up by it)."""
     settings = cfg.calibration
-    count = min(settings.num_samples or len(texts), len(texts))
-    max_length = settings.max_length or benchmark.max_input_len
-    checkpoint = resolve_checkpoint(cfg.model, benchmark)
-    tokenizer_file = detect_tokenizer_file(checkpoint.path)
-    inputs = {
+    return {
         "benchmark": benchmark.name, "dataset": _source_fingerprint(cfg, texts),
         "tokenizer": tokenizer_fingerprint(tokenizer_file),
-        "num_samples": count, "max_length": max_length, "batch_size": settings.batch_size,
+        "num_samples": min(settings.num_samples or len(texts), len(texts)),
+        "max_length": settings.max_length or benchmark.max_input_len, "batch_size": settings.batch_size,
     }
+
+
+def calibrate(cfg: RunConfig) -> Path:
+    benchmark = get_benchmark(cfg.benchmark.name)
+    dataset, texts = calibration_texts(cfg, benchmark)
+    _check_not_validation(dataset.frame, benchmark, dataset.source)
+    _check_benchmark(texts, benchmark, dataset.source)
+    settings = cfg.calibration
+    checkpoint = resolve_checkpoint(cfg.model, benchmark)
+    tokenizer_file = detect_tokenizer_file(checkpoint.path)
+    inputs = calibration_inputs(cfg, benchmark, texts, tokenizer_file)
+    count, max_length = inputs["num_samples"], inputs["max_length"]
 
     def build(directory: Path) -> dict:
         tokenizer = load_tokenizer(tokenizer_file)

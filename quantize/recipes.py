@@ -1,6 +1,7 @@
 """The precision/ recipes as nvidia-modelopt post-training quantization: fake-quantized modules, calibrated in place.
 
-modelopt is imported only here, and only when a recipe runs.
+modelopt is imported lazily, when a recipe runs (here), and by the quality gate (quality.py: its quantizers
+switched off for the baseline) and the export (export.py).
 """
 from __future__ import annotations
 

@@ -14,14 +14,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from llmkit.artifacts import MANIFEST, build_or_reuse, files_fingerprint, read_manifest
+from llmkit.artifacts import MANIFEST, artifact_path, build_or_reuse, files_fingerprint, read_manifest
 from llmkit.benchmarks import get_benchmark
 from llmkit.config.precisions import AutoquantConfig, awq_block_size, recipe_formats
 from llmkit.config.schema import PrecisionName, QuantizeDevice, RunConfig
 from llmkit.config.sweeps import submitit_job
 from llmkit.errors import UserError
 from llmkit.models.checkpoint import resolve_checkpoint
-from quantize.calibrate import calibrate, check_calibration_set, load_calibration
+from llmkit.tokenizers import detect_tokenizer_file
+from quantize.calibrate import (calibrate, calibration_inputs, calibration_texts, check_calibration_set,
+                                load_calibration)
 from quantize.export import HF_SUBDIR, TOKENIZER_FILES, TOKENIZER_SUBDIR, copy_tokenizer, export_hf, export_trtllm
 from llmkit.models.memory import preflight
 from llmkit.models.shape import check_recipe, check_topology, read_shape
@@ -75,6 +77,47 @@ def recipe_key(precision) -> dict:
     return key
 
 
+def key_inputs(cfg: RunConfig, benchmark, checkpoint: Path, architecture: str, device: str, calibration: dict) -> dict:
+    """What the checkpoint artifact's key is made of (`calibration`: its calibration set's manifest, {} for bf16)."""
+    settings, precision, system = cfg.quantize, cfg.precision, cfg.system
+    passthrough = precision.name is PrecisionName.bf16
+    return {
+        "benchmark": benchmark.name,
+        "checkpoint": files_fingerprint(_checkpoint_files(checkpoint), Path(cfg.artifacts_root) / ".fingerprints.json"),
+        "architecture": architecture,
+        "calibration_sha256": None if passthrough else calibration.get("calibration_sha256"),
+        "calibration_batch_size": None if passthrough else cfg.calibration.batch_size,
+        "precision": recipe_key(precision),
+        "tp": system.tp, "pp": system.pp,
+        "device": device,
+        "load_dtype": settings.load_dtype.value, "export_dtype": settings.export_dtype.value,
+        "export_hf": settings.export_hf,
+        "score_batches": settings.score_batches if precision.name is PrecisionName.autoquant else None,
+        "gate_samples": None if passthrough else settings.gate_samples,
+    }
+
+
+def made_checkpoint(cfg: RunConfig) -> Path | None:
+    """This config's checkpoint artifact, found by its key without making anything (the MPI ranks of a build must
+    not quantize); None when `llmkit quantize` has not made it, or its calibration set, yet."""
+    benchmark = get_benchmark(cfg.benchmark.name)
+    checkpoint = resolve_checkpoint(cfg.model, benchmark)
+    device = resolve_device(cfg.quantize.device, PrecisionName.nvfp4 in recipe_formats(cfg.precision))
+    root = Path(cfg.artifacts_root)
+    calibration: dict = {}
+    if cfg.precision.name is not PrecisionName.bf16:
+        given = cfg.quantize.calibration_dir
+        texts = calibration_texts(cfg, benchmark)[1]
+        directory = Path(given) if given else artifact_path(root, "calibration", calibration_inputs(
+            cfg, benchmark, texts, detect_tokenizer_file(checkpoint.path)))
+        if not (directory / MANIFEST).is_file():
+            return None
+        calibration = read_manifest(directory)
+    path = artifact_path(root, ARTIFACT_KIND, key_inputs(cfg, benchmark, checkpoint.path,
+                                                         read_shape(checkpoint).architecture, device, calibration))
+    return path if (path / MANIFEST).is_file() else None
+
+
 def quantize(cfg: RunConfig) -> Path:
     benchmark = get_benchmark(cfg.benchmark.name)
     settings, precision, system = cfg.quantize, cfg.precision, cfg.system
@@ -106,21 +149,7 @@ def quantize(cfg: RunConfig) -> Path:
     calibration = read_manifest(calibration_dir) if calibration_dir else {}
     memory = fits(calibration.get("max_length_seen") or cfg.calibration.max_length or benchmark.max_input_len)
 
-    inputs = {
-        "benchmark": benchmark.name,
-        "checkpoint": files_fingerprint(_checkpoint_files(checkpoint.path),
-                                        Path(cfg.artifacts_root) / ".fingerprints.json"),
-        "architecture": shape.architecture,
-        "calibration_sha256": None if passthrough else calibration.get("calibration_sha256"),
-        "calibration_batch_size": None if passthrough else cfg.calibration.batch_size,
-        "precision": recipe_key(precision),
-        "tp": system.tp, "pp": system.pp,
-        "device": device,
-        "load_dtype": settings.load_dtype.value, "export_dtype": settings.export_dtype.value,
-        "export_hf": settings.export_hf,
-        "score_batches": settings.score_batches if precision.name is PrecisionName.autoquant else None,
-        "gate_samples": None if passthrough else settings.gate_samples,
-    }
+    inputs = key_inputs(cfg, benchmark, checkpoint.path, shape.architecture, device, calibration)
 
     def build(directory: Path) -> dict:
         return _build(cfg, checkpoint.path, shape, device, calibration_dir, directory) | {

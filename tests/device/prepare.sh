@@ -38,11 +38,14 @@ trap 'rm -rf "$staging"' EXIT
 pip=(python3 -m pip)
 for name in "${names[@]}"; do
     requirement=$(pin "$name")
-    if ! "${pip[@]}" download -q --no-deps --only-binary=:all: --python-version "$python" --implementation cp \
-        --abi "$abi" --abi abi3 --abi none --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
-        --platform manylinux_2_17_x86_64 --platform any -d "$staging" "$requirement" 2>/dev/null; then
-        # A pure-Python project published as an sdist only (antlr4-python3-runtime 4.9.3): build its wheel here.
+    if [[ $name == antlr4-python3-runtime ]]; then
+        # Published as an sdist only, pure Python: its wheel is built here (py3-none-any, for any Python).
         "${pip[@]}" wheel -q --no-deps -w "$staging" "$requirement"
+    elif ! "${pip[@]}" download -q --no-deps --only-binary=:all: --python-version "$python" --implementation cp \
+        --abi "$abi" --abi abi3 --abi none --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+        --platform manylinux_2_17_x86_64 --platform any -d "$staging" "$requirement"; then
+        echo "prepare.sh: no wheel of $requirement for CPython $python on Linux x86-64 could be downloaded (above); check the network and the pin in constraints.txt" >&2
+        exit 1
     fi
     echo "prepare.sh: $requirement"
 done

@@ -11,10 +11,13 @@ import pytest
 
 from conftest import BIN, run_cli
 from fakes import fake_toolchain_env
+from build_engines.checkpoint import resolve
 from build_engines.engine import EngineNeeds, check_engine
+from build_engines import stage
 from build_engines.stage import build
 from llmkit.config.load import load
 from llmkit.errors import UserError
+from quantize.stage import quantize
 
 H100 = "8x NVIDIA H100 80GB HBM3|9.0|81559"
 B200 = "8x NVIDIA B200|10.0|183359"
@@ -100,6 +103,28 @@ def test_mpirun_ranks_build_their_share_and_only_rank_0_writes_the_manifest(arti
         assert f"built rank{rank}.engine on GPU" in result.stdout and f"by MPI rank {rank % 2}" in result.stdout
     assert "--workers 1" in manifest["command"]
     assert not list(engine.glob(".rank*")) and not list((root / "engines").glob(".*staging*"))
+
+
+def test_mpi_ranks_take_only_the_checkpoint_quantize_made_of_this_very_model(artifacts, tmp_path, fake_node):
+    root = tmp_path / "art"
+    made = quantize(load(_args(artifacts, root, *MIXTRAL), serving=False))
+    assert resolve(load(_args(artifacts, root, *MIXTRAL), serving=False), dry_run=False, ranks=2).path == made
+    # Another checkpoint under the same model name, benchmark, recipe and topology: not the artifact made above.
+    other = [f"artifacts_root={root}", f"model.path={tmp_path / 'other'}", "model.seed=1", *SMALL, *MIXTRAL]
+    with pytest.raises(UserError, match="run llmkit quantize with the same overrides in one process first"):
+        resolve(load(other, serving=False), dry_run=False, ranks=2)
+
+
+def test_a_rank_that_crashes_leaves_a_whole_failure_marker_so_rank_0_stops_at_once(tmp_path, monkeypatch):
+    def crash(argv, output):
+        raise RuntimeError("out of host memory")
+
+    monkeypatch.setattr(stage, "_run_trtllm_build", crash)
+    with pytest.raises(RuntimeError):
+        stage._build_rank(["trtllm-build"], tmp_path, 1)
+    assert [p.name for p in tmp_path.iterdir()] == [stage.RANK_MARKER.format(rank=1)]  # no temporary file left
+    with pytest.raises(UserError, match="rank 1's trtllm-build failed .RuntimeError: out of host memory"):
+        stage._wait_for_ranks(tmp_path, 2, timeout_s=1)
 
 
 def test_one_process_builds_every_rank_with_workers_tp_x_pp(artifacts, tmp_path, fake_node):
