@@ -73,4 +73,4 @@ fi
 rm -rf "$out"
 mkdir -p "$out"
 mv "$staging"/*.whl "$out"/
-echo "prepare.sh: $(find "$out" -name '*.whl' | wc -l) wheels, ${size} MiB in $out/ for Python $python"
+echo "prepare.sh: $(find "$out" -type f -name '*.whl' | wc -l) wheels, ${size} MiB in $out/ for Python $python"
