@@ -1,5 +1,5 @@
 """`llmkit clean [--yes] [ROOT ...]`: find the staging directories (`.NAME.staging-*`) that no process is writing any
-more, under the runs and artifacts roots (default: runs and artifacts), and remove them with --yes.
+more, under the runs and artifacts roots (default: runs and artifacts, where they exist), and remove them with --yes.
 
 The kit removes its own staging directory when a run fails or is stopped; one is left only when its process was
 killed outright (SIGKILL, the OOM killer, a lost machine). A staging directory is stale when the process named in
@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 from llmkit.rundir import STAGING_NAME
+
+DEFAULT_ROOTS = [Path("runs"), Path("artifacts")]
 
 
 def _alive(pid: int) -> bool:
@@ -57,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="llmkit clean", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="example: llmkit clean --yes runs artifacts")
-    parser.add_argument("roots", nargs="*", type=Path, default=[Path("runs"), Path("artifacts")])
+    parser.add_argument("roots", nargs="*", type=Path, help="default: runs and artifacts, where they exist")
     parser.add_argument("--yes", action="store_true", help="remove the stale ones (without it: only list them)")
     parser.add_argument("--all", action="store_true", help="with --yes, remove the unknown ones too (never live ones)")
     args = parser.parse_args()
@@ -66,13 +68,23 @@ def main() -> None:
         sys.stderr.write(f"llmkit: error: {', '.join(missing)} is not a directory; name the runs_root or "
                          "artifacts_root to clean\n")
         raise SystemExit(2)
-    found = staging_dirs(args.roots)
+    found = staging_dirs(args.roots or [root for root in DEFAULT_ROOTS if root.is_dir()])
     removable = [(path, state) for path, state in found if state == "stale" or (args.all and state != "live")]
+    failed = []
     for path, state in found:
-        verb = "removed" if args.yes and (path, state) in removable else state
-        sys.stdout.write(f"{verb:>10}  {_size(path) / 2**20:9.1f} MiB  {path}\n")
-        if verb == "removed":
-            shutil.rmtree(path, ignore_errors=True)
+        verb, size = state, _size(path)
+        if args.yes and (path, state) in removable:
+            try:
+                shutil.rmtree(path)
+                verb = "removed"
+            except OSError as error:
+                verb = "not removed"
+                failed.append(f"{path} ({error.strerror or error}{f' at {error.filename}' if error.filename else ''})")
+        sys.stdout.write(f"{verb:>11}  {size / 2**20:9.1f} MiB  {path}\n")
+    if failed:
+        sys.stderr.write(f"llmkit: error: could not remove {', '.join(failed)}; fix that and run llmkit clean --yes "
+                         "again\n")
+        raise SystemExit(1)
     stale = sum(1 for _, state in found if state == "stale")
     if not found:
         sys.stdout.write("no staging directories\n")

@@ -119,6 +119,9 @@ def _start_or_resume(cfg: RunConfig, root: Path, overrides: list[str]) -> None:
     same overrides."""
     record = root / OVERRIDES_FILE
     if not cfg.resume:
+        if record.is_file() and not (root / "pipeline.json").is_file():  # pipeline.json: the summary of a finished one
+            raise UserError(f"{root} holds an interrupted pipeline; add resume=true to go on, or choose another "
+                            "output_dir=")
         refuse_existing_run(root)
         root.mkdir(parents=True, exist_ok=True)
         write_atomic(record, json.dumps({"overrides": overrides}, indent=2) + "\n")

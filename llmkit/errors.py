@@ -44,13 +44,17 @@ def did_you_mean(value: str, choices: Iterable[str]) -> str:
 PLACE_ERRNOS = {errno.ENOTDIR: "a path above it is a file, not a directory", errno.EROFS: "read-only filesystem",
                 errno.EACCES: "permission denied", errno.EPERM: "permission denied",
                 errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded"}
+# Of those, the ones only a write meets; the others may come from reading an input as well.
+WRITE_ERRNOS = (errno.EROFS, errno.ENOSPC, errno.EDQUOT)
 PLACE_KEYS = "the output_dir, runs_root or artifacts_root override that places it"
 
 
 def place_error(error: OSError, making=None) -> UserError | None:
-    """The one sentence for an OSError caused by where the kit was told to write, else None. `making`: the directory
-    being made when it happened (a staging directory): then every OSError is the place's, and a file in the way is
-    named."""
+    """The one sentence for an OSError caused by where the kit was told to read or write, else None. `making`: the
+    directory being made when it happened (a staging directory): then every OSError is the place's, and a file in the
+    way is named."""
+    from pathlib import Path
+
     why = PLACE_ERRNOS.get(error.errno or 0)
     if making is not None:
         if isinstance(error, (FileExistsError, NotADirectoryError)) and error.filename:
@@ -58,8 +62,13 @@ def place_error(error: OSError, making=None) -> UserError | None:
         else:
             why = f"{error.strerror or error}" + (f" at {error.filename}" if error.filename else "")
         return UserError(f"cannot write {making} ({why}); choose a directory you can write ({PLACE_KEYS})")
+    if isinstance(error, FileExistsError) and error.filename and Path(error.filename).is_file():  # mkdir met a file
+        return UserError(f"{error.filename} is a file, not a directory; choose another path")
     if why is None:
         return None
+    if error.errno not in WRITE_ERRNOS:
+        return UserError(f"cannot access {error.filename or 'a path'} ({why}); choose a path you can read and write "
+                         f"(the key that names it, or {PLACE_KEYS})")
     fix = "free space there or choose another place" if error.errno in (errno.ENOSPC, errno.EDQUOT) else \
         "choose a place you can write"
     return UserError(f"cannot write {error.filename or 'the output'} ({why}); {fix} ({PLACE_KEYS})")

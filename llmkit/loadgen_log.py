@@ -22,6 +22,9 @@ def read_detail_log(path: Path) -> dict[str, object]:
                 entry = json.loads(line[len(MLLOG_PREFIX):])
             except json.JSONDecodeError:
                 raise UserError(f"{path} line {number} is not a complete :::MLLOG record; the log is damaged") from None
+            if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+                raise UserError(f"{path} line {number} is not a :::MLLOG record (a JSON object with a \"key\"); the "
+                                "log is damaged")
             values[entry["key"]] = entry.get("value")
     if not values:
         raise UserError(f"{path} has no :::MLLOG records; it is not a loadgen detail log")

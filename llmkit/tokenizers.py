@@ -152,9 +152,13 @@ def detect_tokenizer_file(checkpoint_dir: Path) -> TokenizerFile:
 
 @lru_cache(maxsize=8)
 def _load(kind: TokenizerKind, path: Path) -> Tokenizer:
-    if kind is TokenizerKind.SENTENCEPIECE:
-        return SentencePieceTokenizer(path)
-    return TiktokenTokenizer(path)
+    try:
+        if kind is TokenizerKind.SENTENCEPIECE:
+            return SentencePieceTokenizer(path)
+        return TiktokenTokenizer(path)
+    except (ValueError, RuntimeError) as error:  # sentencepiece's and the tiktoken file's parsing, on a damaged file
+        raise UserError(f"{path} is not a valid {kind.value} tokenizer.model ({type(error).__name__}); copy the "
+                        "checkpoint's tokenizer files again") from None
 
 
 def load_tokenizer(source: TokenizerFile | Path) -> Tokenizer:

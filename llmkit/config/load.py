@@ -13,7 +13,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from llmkit.config import backends, precisions  # noqa: F401  (their schemas register in the ConfigStore)
 from llmkit.config.groups import CONF_DIR, group_names, group_options  # noqa: F401  (used by the CLI too)
-from llmkit.config.schema import PrecisionConfig, PrecisionName, RunConfig
+from llmkit.config.schema import PrecisionName, RunConfig
 from llmkit.config.systems import apply_tuned, precision_option
 from llmkit.errors import UserError, did_you_mean
 
@@ -108,14 +108,17 @@ def _check_launcher(override, conf_dir: Path) -> None:
 
 
 def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
-    """Compose the config as Hydra would for these overrides (Hydra's own keys are dropped)."""
+    """Compose the config as Hydra would for these overrides (Hydra's own keys are dropped), with the precision
+    recipe the system's tuned entry names when no `precision=` is given."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     own = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
-            return hydra_compose(config_name="config", overrides=own)
+            cfg = hydra_compose(config_name="config", overrides=own)
+        _choose_precision(cfg, own, conf_dir)
+        return cfg
     except (HydraException, OmegaConfBaseException) as error:
         raise UserError(_explain(error)) from None
 
@@ -172,9 +175,9 @@ def _schema_fields(schema_name: str) -> list[str]:
     return []
 
 
-def _choose_precision(cfg: DictConfig, conf_dir: Path = CONF_DIR) -> None:
+def _choose_precision(cfg: DictConfig, overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
     """Without `precision=`, the system's tuned entry names the recipe (else bf16): its YAML over its schema, with
-    any `precision.KEY=` the user set on top."""
+    any `precision.KEY=` among the overrides on top (even one that repeats the default)."""
     option = precision_option(cfg)
     if option is None:
         return
@@ -185,16 +188,24 @@ def _choose_precision(cfg: DictConfig, conf_dir: Path = CONF_DIR) -> None:
     body = OmegaConf.load(path)
     schema_name = next(iter(body.pop("defaults")))
     schema = {f"{name.value}_schema": cls for name, cls in precisions.PRECISIONS.items()}[schema_name]
-    base = OmegaConf.structured(PrecisionConfig)
-    user = {key: cfg.precision[key] for key in cfg.precision if key != "name" and cfg.precision[key] != base[key]}
+    keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides]
+    given = {key.split(".")[1] for key in keys if key.startswith("precision.")}
+    user = {key: cfg.precision[key] for key in given if key in cfg.precision}
     cfg.precision = OmegaConf.merge(OmegaConf.structured(schema), body, user)
+
+
+def _job_overrides() -> list[str]:
+    """The running Hydra job's overrides (a config from compose() has its precision chosen already)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """The typed config object (Hydra has already checked keys and types against the schema), with what the user
     left unset taken from the system's tuned entry for the benchmark and scenario (llmkit/config/systems.py)."""
     try:
-        _choose_precision(cfg)
+        _choose_precision(cfg, _job_overrides())
         run_config = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as error:
         raise UserError(_explain(error)) from None

@@ -203,9 +203,9 @@ def _check_backend(cfg: RunConfig, error, warning) -> None:
 def _check_loadgen(cfg: RunConfig, benchmark: Benchmark, error, warning) -> None:
     loadgen = cfg.loadgen
     for name in ("min_duration_ms", "min_query_count", "max_query_count"):
-        value = getattr(loadgen, name)
-        if value is not None and value < (1 if name == "max_query_count" else 0):
-            error(f"loadgen.{name} must not be negative or zero, got {value}")
+        value, least = getattr(loadgen, name), 1 if name == "max_query_count" else 0
+        if value is not None and value < least:
+            error(f"loadgen.{name} must be at least {least}, got {value}")
     if cfg.max_new_tokens is not None:
         if not benchmark.min_new_tokens <= cfg.max_new_tokens <= benchmark.max_new_tokens:
             error(

@@ -30,6 +30,9 @@ def read_config_json(path: Path) -> dict:
         config = json.loads(config_file.read_text())
     except json.JSONDecodeError as error:
         raise UserError(f"{config_file} is not valid JSON ({error}); restore the checkpoint's config.json") from None
+    except OSError as error:
+        raise UserError(f"cannot read {config_file} ({error.strerror}); make it readable or point model.path= at a "
+                        "checkpoint you can read") from None
     if not isinstance(config, dict):
         raise UserError(f"{config_file} is not a JSON object; restore the checkpoint's config.json")
     return config

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import errno
+
 import pandas as pd
+import pytest
 
 from conftest import python_module, run_cli
 from llmkit.benchmarks import LLAMA3_1_405B, MIXTRAL_8X7B
@@ -93,3 +96,41 @@ def test_settings_a_command_would_ignore_are_refused(tmp_path):
     pipeline = run_cli("llmkit", "pipeline", "mode=accuracy", f"output_dir={tmp_path / 'p'}")
     assert pipeline.returncode == 2 and "runs Offline and Server in both modes itself" in pipeline.stderr
     assert not (tmp_path / "p").exists()
+
+
+def test_clean_skips_a_default_root_that_is_not_there(tmp_path, monkeypatch, capsys):
+    from launch import clean
+
+    (tmp_path / "runs").mkdir()  # and no artifacts/
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["llmkit clean"])
+    clean.main()
+    assert capsys.readouterr().out == "no staging directories\n"
+
+
+def test_clean_names_what_it_could_not_remove_and_fails(tmp_path, monkeypatch, capsys):
+    from launch import clean
+
+    old = tmp_path / "runs" / ".run1.staging-abcd1234"  # made by an older kit: removed with --all
+    old.mkdir(parents=True)
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(clean.shutil, "rmtree", denied)
+    monkeypatch.setattr("sys.argv", ["llmkit clean", "--yes", "--all", str(tmp_path / "runs")])
+    with pytest.raises(SystemExit) as exited:
+        clean.main()
+    out, err = capsys.readouterr()
+    assert exited.value.code == 1 and out.lstrip().startswith("not removed")
+    assert err == (f"llmkit: error: could not remove {old} (Permission denied at {old}); fix that and run llmkit "
+                   "clean --yes again\n")
+    assert old.is_dir()
+
+
+def test_a_pipeline_into_an_interrupted_one_suggests_resume(tmp_path):
+    (tmp_path / "pipeline-overrides.json").write_text('{"overrides": []}\n')
+    result = run_cli("llmkit", "pipeline", f"output_dir={tmp_path}", timeout=120)
+    assert result.returncode == 2 and result.stderr.splitlines()[-1] == (
+        f"llmkit: error: {tmp_path} holds an interrupted pipeline; add resume=true to go on, or choose another "
+        "output_dir="), result.stderr[-2000:]

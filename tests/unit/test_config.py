@@ -44,6 +44,8 @@ def test_overrides_are_typed():
         (["system.tp=2"], "the hf backend runs one device per instance"),
         (["max_new_tokens=5000"], "max_new_tokens must lie between 2 and mixtral-8x7b's 1024"),
         (["backend.max_batch_size=0"], "backend.max_batch_size must be at least 1"),
+        (["loadgen.min_query_count=-1"], "loadgen.min_query_count must be at least 0, got -1"),  # zero is allowed
+        (["loadgen.max_query_count=0"], "loadgen.max_query_count must be at least 1, got 0"),
         # A knob of another option's schema is refused, naming the option it belongs to.
         (["backend.ttft_ms=20"], "'backend.ttft_ms' is a setting of backend=replay"),
         (["backend=replay", "backend.threads=2"], "'backend.threads' is a setting of backend=hf"),
@@ -95,9 +97,23 @@ def test_calibration_and_quantization_refuse_an_output_dir():
         load(["output_dir=/tmp/elsewhere"], serving=False)
 
 
+def _restated(values: dict, defaults: dict, where: str) -> list[str]:
+    """The keys of `values` equal to their schema default, nested mappings (and lists of them) looked into."""
+    found = []
+    for key, value in values.items():
+        default = defaults.get(key)
+        if isinstance(value, dict) and isinstance(default, dict):
+            found += _restated(value, default, f"{where}.{key}")
+        elif key != "name" and not isinstance(value, dict) and default == value:
+            found.append(f"{where}.{key}")
+    return found
+
+
 def test_yaml_states_only_what_differs_from_its_schema():
-    """Every shipped YAML value differs from its schema's default (the schema is the one place for defaults)."""
+    """Every shipped YAML value differs from its schema's default (the schema is the one place for defaults), the
+    Hydra launchers' included."""
     import yaml
+    from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf
     from omegaconf import OmegaConf
 
     from llmkit.config.backends import BACKENDS
@@ -105,20 +121,25 @@ def test_yaml_states_only_what_differs_from_its_schema():
     from llmkit.config.precisions import PRECISIONS
     from llmkit.config.schema import (BenchmarkConfig, DatasetConfig, LoadgenConfig, ModelConfig, PrecisionName,
                                       ScenarioConfig, SystemConfig)
+    from llmkit.config.sweeps import SlurmLauncherConf
 
     schemas = {"benchmark": BenchmarkConfig, "dataset": DatasetConfig, "loadgen": LoadgenConfig,
                "model": ModelConfig, "scenario": ScenarioConfig, "system": SystemConfig}
+    launchers = {"slurm": SlurmLauncherConf, "local": LocalQueueConf}
     restated = []
-    for path in sorted(CONF_DIR.glob("*/*.yaml")):
+    paths = sorted(CONF_DIR.glob("*/*.yaml")) + sorted((CONF_DIR / "hydra" / "launcher").glob("*.yaml"))
+    assert len(paths) > len(list(CONF_DIR.glob("*/*.yaml")))
+    for path in paths:
         group, values = path.parent.name, yaml.safe_load(path.read_text()) or {}
         values.pop("defaults", None)
         if group == "backend":
             schema = BACKENDS[path.stem].schema
         elif group == "precision":  # named by its defaults list: <recipe>_schema
             schema = PRECISIONS[PrecisionName(yaml.safe_load(path.read_text())["defaults"][0].removesuffix("_schema"))]
+        elif group == "launcher":
+            schema = launchers[path.stem]
         else:
             schema = schemas[group]
         defaults = OmegaConf.to_container(OmegaConf.structured(schema), enum_to_str=True)
-        restated += [f"{path.name}: {key}" for key, value in values.items()
-                     if key != "name" and not isinstance(value, dict) and defaults.get(key) == value]
+        restated += _restated(values, defaults, path.name)
     assert not restated, restated

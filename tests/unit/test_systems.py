@@ -43,6 +43,11 @@ def test_a_precision_setting_without_a_recipe_applies_to_the_entry_s_recipe():
         load(["system=h100x8", "precision.effective_bits=9.0"], serving=False)  # name the recipe to set its keys
 
 
+def test_a_precision_setting_equal_to_the_default_still_wins_over_the_recipe():
+    cfg = load(["system=h200x8", *LLAMA, "precision.kv_cache=none"], serving=False)  # none is PrecisionConfig's own
+    assert cfg.precision.name is PrecisionName.fp8 and cfg.precision.kv_cache.value == "none"
+
+
 def test_without_an_entry_the_defaults_hold():
     cfg = load(["system=gb200-nvl72"], serving=False)  # no mixtral entry
     assert cfg.precision.name is PrecisionName.bf16 and (cfg.system.tp, cfg.system.pp) == (1, 1)
