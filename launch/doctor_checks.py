@@ -27,7 +27,7 @@ from pathlib import Path
 from build_engines import toolchain
 from llmkit.benchmarks import get_benchmark
 from llmkit.children import venv_tool
-from llmkit.config.schema import Device, Mode, RunConfig
+from llmkit.config.schema import Device, Mode, PrecisionName, RunConfig
 from llmkit.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -412,7 +412,7 @@ def check_mbxp(target: Target) -> Check:
     from evaluation.mbxp.languages import LANGUAGES, missing_runtime
 
     cfg = target.cfg
-    if cfg.benchmark.name != "mixtral-8x7b":
+    if not get_benchmark(cfg.benchmark.name).runs_code:
         return Check("MBXP", Status.skipped, f"{cfg.benchmark.name} has no MBXP rows (only mixtral-8x7b's accuracy "
                                              "runs code)")
     bad = Status.fail if cfg.mode is Mode.accuracy else Status.warn
@@ -444,7 +444,7 @@ def artifacts_need(target: Target) -> tuple[float, str]:
     if cfg.model.tiny is not None:
         return TINY_MODEL_BYTES, f"model={cfg.model.name}: a tiny checkpoint, well under 1 GiB with its artifacts"
     backend = cfg.backend.name
-    if backend not in TRTLLM_BACKENDS or (backend == "trtllm-pytorch" and cfg.precision.name.value == "bf16"):
+    if backend not in TRTLLM_BACKENDS or (backend == "trtllm-pytorch" and cfg.precision.name is PrecisionName.bf16):
         return 0, f"backend={backend} reads model.path in place"
     if backend == "trtllm":
         from sut.backends.trtllm import find_engine

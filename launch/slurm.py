@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from launch.pipeline import step_overrides
+from launch.pipeline_steps import step_overrides
 from launch.slurm_script import render
 from llmkit.config.app import hydra_app
 from llmkit.config.schema import RunConfig

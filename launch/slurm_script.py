@@ -1,5 +1,5 @@
 """The sbatch script of a whole submission run (`llmkit slurm`): #SBATCH lines from the `slurm` config, then the
-pipeline's steps (launch/pipeline.py), each an `srun` step, with pyxis flags when `containers.image` is set.
+pipeline's steps (launch/pipeline_steps.py), each an `srun` step, with pyxis flags when `containers.image` is set.
 
 The SUT steps get the job's ranks: one task on a one-node system (every instance in one process), and 1 + nodes
 tasks (`--mpi=` slurm.mpi, one MPI world: loadgen on rank 0, one worker rank per node) on a multi-node system; the
@@ -11,7 +11,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from launch.pipeline import Step, pipeline_steps
+from launch.pipeline_steps import Step, pipeline_steps
 from llmkit.config.cluster import pyxis_flags
 from llmkit.config.schema import RunConfig
 

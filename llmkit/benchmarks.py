@@ -126,6 +126,11 @@ class Benchmark:
         return self.max_input_len + self.max_new_tokens
 
     @property
+    def runs_code(self) -> bool:
+        """Whether its accuracy set holds MBXP rows, whose answers are programs run in the sandbox."""
+        return any(target.metric == "mbxp" for target in self.accuracy_targets)
+
+    @property
     def tokens_per_sample_bounds(self) -> tuple[float, float]:
         low, high = self.tokens_per_sample_band
         upper_reference = self.tokens_per_sample_upper_reference or self.tokens_per_sample

@@ -102,6 +102,12 @@ class LoadgenConfig:
     # Run a compliance test: its audit.config is written into the run directory, where loadgen reads it.
     compliance_test: Optional[ComplianceTest] = None
 
+    @property
+    def keeps_mlperf_conf(self) -> bool:
+        """Whether every run length loadgen takes is mlperf.conf's (loadgen=submission's): a compliant run's."""
+        return (self.min_duration_ms is None and self.min_query_count is None and self.max_query_count is None
+                and not self.sample_count_from_dataset)
+
 
 @dataclass
 class SystemDescription:
