@@ -44,11 +44,11 @@ def make_engine(root: Path, hf_checkpoint: Path, **build) -> Path:
 @pytest.fixture(scope="module")
 def trt():
     """The double imported in this process, removed again afterwards (other tests must not see a tensorrt_llm)."""
-    sys.path.insert(0, str(FAKE_TRTLLM))
-    from tensorrt_llm.bindings import executor
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(FAKE_TRTLLM))
+        from tensorrt_llm.bindings import executor
 
-    yield executor
-    sys.path.remove(str(FAKE_TRTLLM))
+        yield executor
     for name in [m for m in sys.modules if m == "tensorrt_llm" or m.startswith("tensorrt_llm.")]:
         del sys.modules[name]
 

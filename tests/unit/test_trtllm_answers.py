@@ -28,9 +28,9 @@ MAX_NEW, MIN_NEW = 12, 2
 @pytest.fixture(scope="module")
 def fake_trtllm():
     """The double importable in this process, removed again afterwards (other tests must not see a tensorrt_llm)."""
-    sys.path.insert(0, str(FAKE_TRTLLM))
-    yield
-    sys.path.remove(str(FAKE_TRTLLM))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(FAKE_TRTLLM))
+        yield
     for name in [m for m in sys.modules if m == "tensorrt_llm" or m.startswith("tensorrt_llm.")]:
         del sys.modules[name]
 
