@@ -142,7 +142,8 @@ def test_trtllm_answers_as_hf_does(fake_trtllm, cases, hf, tmp_path, monkeypatch
     check(cases, *serve(TrtllmBackend(spec), cases[0]))
 
 
-def test_trtllm_pytorch_answers_as_hf_does(fake_trtllm, cases, hf, monkeypatch):
+def pytorch_backend(hf, monkeypatch, warmup_requests: int):
+    """A trtllm-pytorch instance over the tiny llama3 checkpoint, the double answering plainly."""
     from sut.backends.trtllm_pytorch import TrtllmPytorchBackend
 
     for name in ("MODE", "ERROR_ON", "STALL_AFTER", "DIE_AFTER"):
@@ -150,24 +151,19 @@ def test_trtllm_pytorch_answers_as_hf_does(fake_trtllm, cases, hf, monkeypatch):
     cfg = load(["backend=trtllm-pytorch", "system=h100x8", "system.dp=1", "benchmark=llama3.1-405b",
                 "model=tiny-llama3"])
     backend = replace(cfg.backend, max_batch_size=8, max_num_tokens=128, kv_cache_free_gpu_memory_fraction=0.9,
-                      warmup_requests=1)
-    spec = BackendSpec(backend, cfg.system, "llama3.1-405b", cfg.dataset, str(hf), devices=("cuda:0",))
-    check(cases, *serve(TrtllmPytorchBackend(spec), cases[0]))
+                      warmup_requests=warmup_requests)
+    return TrtllmPytorchBackend(BackendSpec(backend, cfg.system, "llama3.1-405b", cfg.dataset, str(hf),
+                                            devices=("cuda:0",)))
+
+
+def test_trtllm_pytorch_answers_as_hf_does(fake_trtllm, cases, hf, monkeypatch):
+    check(cases, *serve(pytorch_backend(hf, monkeypatch, warmup_requests=1), cases[0]))
 
 
 def test_trtllm_pytorch_reports_a_failing_delivery_loop_instead_of_going_quiet(fake_trtllm, hf, monkeypatch):
     """The loop that hands answers over and watches for a stall is the instance's only voice: when it fails (here
     LLM.get_stats raises), the SUT hears of it as the instance's error, rather than waiting for answers forever."""
-    from sut.backends.trtllm_pytorch import TrtllmPytorchBackend
-
-    for name in ("MODE", "ERROR_ON", "STALL_AFTER", "DIE_AFTER"):
-        monkeypatch.delenv(f"LLMKIT_FAKE_TRTLLM_{name}", raising=False)
-    cfg = load(["backend=trtllm-pytorch", "system=h100x8", "system.dp=1", "benchmark=llama3.1-405b",
-                "model=tiny-llama3"])
-    backend = replace(cfg.backend, max_batch_size=8, max_num_tokens=128, kv_cache_free_gpu_memory_fraction=0.9,
-                      warmup_requests=0)
-    instance = TrtllmPytorchBackend(BackendSpec(backend, cfg.system, "llama3.1-405b", cfg.dataset, str(hf),
-                                                devices=("cuda:0",)))
+    instance = pytorch_backend(hf, monkeypatch, warmup_requests=0)
     errors: list[tuple[int | None, str]] = []
     instance.start(lambda tokens: None, lambda tokens: None, lambda request, message: errors.append((request, message)))
     try:
