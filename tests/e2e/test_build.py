@@ -81,6 +81,7 @@ def test_build_writes_a_keyed_engine_with_its_manifest_and_reuses_it(artifacts, 
     assert engine.name in names and any(n.startswith(f"{engine.name}.replaced-") for n in names)
 
 
+@pytest.mark.mpi
 def test_mpirun_ranks_build_their_share_and_only_rank_0_writes_the_manifest(artifacts, tmp_path):
     root = tmp_path / "art"
     env = fake_toolchain_env(H100)

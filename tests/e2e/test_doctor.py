@@ -39,6 +39,7 @@ def doctor(*overrides: str, env: dict | None = None, tmp_path: Path):
     return run_cli("llmkit", "doctor", f"runs_root={tmp_path / 'runs'}", *overrides, env={**WIDE, **(env or {})})
 
 
+@pytest.mark.mpi  # the doctor's 2-rank hello
 def test_the_cpu_system_can_run_here_and_the_gpu_checks_say_why_they_are_skipped(tmp_path):
     result = doctor(f"artifacts_root={tmp_path / 'art'}", tmp_path=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
@@ -134,6 +135,8 @@ def slurm():
 
     reason = install_reason()
     if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the Slurm tests: {reason}")
         pytest.skip(reason)
     # Under /tmp itself: munged runs as munge and cannot pass pytest's private /tmp/pytest-of-<user>.
     directory = Path(tempfile.mkdtemp(prefix="llmkit-doctor-slurm-"))
@@ -149,6 +152,7 @@ def slurm():
 
 
 @pytest.mark.mpi
+@pytest.mark.slurm
 def test_under_a_slurm_launcher_sinfo_the_partition_and_an_srun_mpi_hello_are_checked(slurm, monkeypatch, tmp_path):
     result = doctor("hydra/launcher=slurm", "hydra.launcher.partition=gpu", f"artifacts_root={tmp_path / 'art'}",
                     env=slurm.env, tmp_path=tmp_path)

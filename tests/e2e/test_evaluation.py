@@ -49,6 +49,9 @@ def test_mixtral_fixture_log(tmp_path):
     unrelated = tokenizer.encode(UNRELATED) + [2]
     wrong_number = tokenizer.encode(" The answer is 999999.") + [2]
     broken = tokenizer.encode("this is not code (\n```\n")
+    # The MBXP score is checked against programs that really ran: the sandbox and every language's runtime are here
+    # (make run installs them; conftest's artifacts need them anyway).
+    assert sandbox_unavailable() is None
     answers, expected_mbxp_pass, expected_mbxp_languages = {}, 0, []
     for dataset in ("OpenOrca", "GSM8K", "MBXP"):
         rows = frame.index[frame["dataset"] == dataset].tolist()
@@ -60,9 +63,9 @@ def test_mixtral_fixture_log(tmp_path):
             if dataset == "MBXP":
                 language = frame.at[index, "id"].split("_")[0]
                 expected_mbxp_languages.append(language)
+                assert missing_runtime(language) is None, language
                 # QUIRK: a PHP answer without "<?php" is echoed and exits 0, so even the broken one passes.
-                runnable = sandbox_unavailable() is None and missing_runtime(language) is None
-                expected_mbxp_pass += runnable and (good or language == "php")
+                expected_mbxp_pass += good or language == "php"
     entries = [entry(i, idx, ids) for i, (idx, ids) in enumerate(answers.items())]
     first = next(iter(answers))
     entries.append(entry(len(entries), first, unrelated))  # a duplicate: ignored, but counted by tokens_per_sample
@@ -87,7 +90,8 @@ def test_mixtral_fixture_log(tmp_path):
 
     assert text.strip().endswith(hashlib.sha256((run_dir / "mlperf_log_accuracy.json").read_bytes()).hexdigest())
     result = json.loads((run_dir / "result.json").read_text())
-    assert result["mode"] == "accuracy" and result["accuracy"]["verdict"] in ("FAIL", "INCOMPLETE")
+    # FAIL: half the OpenOrca answers are unrelated, so ROUGE is far below its target.
+    assert result["mode"] == "accuracy" and result["accuracy"]["verdict"] == "FAIL"
     assert {r["key"] for r in json.loads((run_dir / "mbxp_results.json").read_text())} == set(frame.loc[
         frame["dataset"] == "MBXP", "id"])
 
@@ -160,7 +164,7 @@ def test_an_evaluated_run_is_never_overwritten(tmp_path):
     assert (run_dir / "accuracy.txt").read_text() == "keep me"
 
 
-def test_without_a_sandbox_mbxp_is_not_evaluated_and_the_verdict_incomplete(tmp_path, monkeypatch):
+def test_without_a_sandbox_mbxp_is_not_evaluated_and_marked_incomplete(tmp_path, monkeypatch):
     import evaluation.mbxp.runner as runner
 
     monkeypatch.setattr(runner, "sandbox_unavailable", lambda: "bubblewrap (bwrap) is not installed")
@@ -168,7 +172,8 @@ def test_without_a_sandbox_mbxp_is_not_evaluated_and_the_verdict_incomplete(tmp_
     entries = [entry(i, i, list(ids)) for i, ids in enumerate(frame["tok_ref_output"])]
     summary = evaluate(make_run(tmp_path, [], entries))
     assert summary["values"]["mbxp"] == 0.0  # never counted as passed
-    assert summary["verdict"] in ("INCOMPLETE", "FAIL")  # tokens_per_sample of the small sample may fail
+    # FAIL before INCOMPLETE: the sample's reference answers are far shorter than the benchmark's tokens per sample.
+    assert summary["verdict"] == "FAIL"
     assert {row["name"]: row["status"] for row in summary["table"]}["mbxp"] == "incomplete"
     assert "bubblewrap" in summary["incomplete"]["mbxp"]
     assert all(v["not_evaluated"] == v["problems"] for v in summary["mbxp_by_language"].values())

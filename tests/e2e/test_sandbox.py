@@ -167,7 +167,6 @@ def test_hostile_programs_are_contained(tmp_path, listener):
         assert not path.exists(), f"{path} was written from inside the sandbox"
     leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _uid(p) in UIDS]
     assert not leftovers, "sandboxed processes outlived their program"
-    assert os.getpid() > 0
 
 
 def _uid(proc: Path) -> int | None:
@@ -223,8 +222,10 @@ def test_packages_in_a_private_directory_still_reach_the_sandbox(tmp_path, monke
     assert [r.passed for r in results] == [True, True], results
 
 
-ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="cgroups, the size-capped work areas and the slot uids "
-                               "need root (CI runs these as root)")
+# Under CI=true they run whoever runs them (and fail without root), never skip.
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
+                               reason="cgroups, the size-capped work areas and the slot uids need root (CI runs these "
+                               "as root)")
 # Each exits 0 only if its attack succeeded. Limits below: 256 MB of memory; as root 64 MB of disk and 8192 files.
 ESCAPES = {
     # Shared anonymous memory is not counted by RLIMIT_DATA.

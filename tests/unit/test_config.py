@@ -81,7 +81,8 @@ def test_validate_matrix_reports_the_invalid_combinations():
     results = matrix()
     served = math.prod(len(group_options(g)) for g in group_names() if g not in STAGE_GROUPS)
     staged = sum(math.prod(len(group_options(g)) for g in (*crossed, group)) for group, crossed in STAGE_GROUPS.items())
-    assert sum(len(v) for v in results.values()) == served + staged
+    # Pinned as well as derived: the conf/ options shipped today make 420 combinations (a new option changes it).
+    assert sum(len(v) for v in results.values()) == served + staged == 420
     assert any("precision=autoquant" in c for c in results[""])
     valid = results[""]
     assert any("benchmark=mixtral-8x7b" in c and "model=tiny-mixtral" in c and "scenario=server" in c for c in valid)
@@ -98,7 +99,8 @@ def test_calibration_and_quantization_refuse_an_output_dir():
 
 
 def _restated(values: dict, defaults: dict, where: str) -> list[str]:
-    """The keys of `values` equal to their schema default, nested mappings (and lists of them) looked into."""
+    """The keys of `values` equal to their schema default, nested mappings looked into (not lists: a system's
+    tuned entries have no defaults in the system schema to compare with)."""
     found = []
     for key, value in values.items():
         default = defaults.get(key)

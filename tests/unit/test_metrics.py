@@ -58,7 +58,7 @@ UUID = "a1b2c3d4-e5f6-4789-9abc-def012345678"
         (UUID, "I could not find it.", 0.0),
         # QUIRK: the label is compared character by character, so a different uuid made of the same hex digits
         # scores the fraction of the label's characters it contains.
-        (UUID, "00000000-0000-0000-0000-000000000000", round(100 * sum(c in "0-" for c in UUID) / len(UUID), 2)),
+        (UUID, "00000000-0000-0000-0000-000000000000", 13.89),  # its 4 dashes and one 0 of 36: 5/36
         # Two predicted uuids, one label: zip pairs the first; the sum is divided by the predictions.
         (UUID, f"{UUID} and ffffffff-ffff-ffff-ffff-ffffffffffff", 50.0),
     ],

@@ -118,13 +118,15 @@ def test_stop_sequences_cut_the_answer_after_their_first_occurrence():
     assert list(cut_after([5, 6], [1, 2])) == [5, 6]
 
 
-def test_a_busy_iteration_hands_over_its_first_tokens_before_the_rest():
-    """The adapter benchmark drives the real poller: every first token and final answer of its bursts is handed
-    over."""
-    from bench.trtllm_adapter import measure
+def test_the_adapter_benchmark_hands_over_every_first_token_and_final_answer_of_its_bursts():
+    """The adapter benchmark drives the real poller: each burst's new requests get their first token, and each final
+    response its answer, no more and no fewer."""
+    from bench.trtllm_adapter import bursts, measure
 
+    made, _ = bursts(10, 3)  # the bursts measure makes (the same seed)
     figures = measure(load=10, iterations=3)
-    assert figures["firsts"] > 0 and figures["finals"] > 0
+    assert figures["firsts"] == sum(min(firsts, len(burst)) for burst, firsts in made) > 0
+    assert figures["finals"] == sum(r.result.is_final for burst, _ in made for r in burst) > 0
 
 
 def test_first_tokens_are_handed_over_before_the_mid_answer_responses_are_read():
