@@ -347,7 +347,7 @@ class PlanConfig:
     # Write the plan's figures as JSON here.
     json: Optional[str] = None
     # Write the plot (tokens/s and TPOT against batch; the memory breakdown) here; None: beside the JSON, or
-    # plan-<benchmark>-<system>-<scenario>.png in the working directory.
+    # <runs_root>/plans/<benchmark>-<system>-<scenario>-<time>.png.
     plot: Optional[str] = None
     # Plan this batch and these tokens per iteration instead of the system entry's (None: the entry's, or the
     # planner's own choice when the system has no entry).
