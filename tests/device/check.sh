@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the lent GPU machine (one H200, 16 cores, CUDA and PyTorch, no network), the checks that need a GPU or more
 # cores than a development machine has, as one command for the device tool, after tests/device/prepare.sh here:
-#   run(command="bash tests/device/check.sh", carry=[".whl"], timeout_s=540)
+#   run(command="bash tests/device/check.sh", carry=[".whl"], timeout_s=600)
 # Steps (DEVICE_STEPS, default all three, in this order):
 #   install    a venv over that machine's Python and PyTorch with the carried wheels and the kit (editable)
 #   harness    `llmkit bench harness` through backend=trtllm on the TensorRT-LLM test double (replay mode, its loop in
@@ -9,9 +9,9 @@
 #              and 1x the 8x H200 mixtral Server load; one run per DEVICE_RUNS entry PLACEMENT:CASES (`;` between
 #              entries, CASES being the harness's --only text), the 10x leader run first
 #   gpu-tests  pytest -m gpu: the hf backend on CUDA, NVFP4 quantization
-# ~8 minutes in all on that machine. One line per step and a verdict; logs and figures (JSON) go to $OUT (the device
-# tool brings back at most 8 files), else ./device-out. A machine still warm keeps the venv: DEVICE_STEPS=harness
-# then reruns the figures alone.
+# ~8 minutes in all on that machine (the 10x figure first: a call cut at its limit still brings back what is done).
+# One line per step and a verdict; logs and figures (JSON, plots) go to $OUT (the device tool brings back at most 8
+# files), else ./device-out. A machine still warm keeps the venv: DEVICE_STEPS=harness reruns the figures alone.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 repo=$PWD
