@@ -28,7 +28,7 @@ def read_config_json(path: Path) -> dict:
         raise UserError(f"{path} has no config.json, so it is not a Hugging Face checkpoint; point model.path= at one")
     try:
         config = json.loads(config_file.read_text())
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:  # not text, or not JSON
         raise UserError(f"{config_file} is not valid JSON ({error}); restore the checkpoint's config.json") from None
     except OSError as error:
         raise UserError(f"cannot read {config_file} ({error.strerror}); make it readable or point model.path= at a "

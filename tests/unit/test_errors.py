@@ -38,6 +38,12 @@ def test_an_unreadable_config_json_names_model_path(tmp_path, monkeypatch):
         read_config_json(tmp_path)
 
 
+def test_a_config_json_that_is_not_text_is_named(tmp_path):
+    (tmp_path / "config.json").write_bytes(b"\xff\xfe{not utf-8")
+    with pytest.raises(UserError, match="config.json is not valid JSON .*restore the checkpoint's config.json"):
+        read_config_json(tmp_path)
+
+
 @pytest.mark.parametrize("record", ['{"value": 1}', "[1]", '{"key": [1], "value": 1}'])
 def test_a_detail_log_record_that_is_no_keyed_object_names_its_line(tmp_path, record):
     log = tmp_path / "mlperf_log_detail.txt"
