@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from llmkit.rundir import write_atomic
+from llmkit.rundir import replace_whole, write_atomic
 
 ASSUMED_NOTE = ("assumed: the engine reported no request perf metrics, so its p99 TTFT and TPOT are the case's "
                 "requested delays, not measured")
@@ -86,10 +85,8 @@ def plot(rows: list[dict], path: Path) -> None:
     rate.set_title("Token rate loadgen sees vs the engine's")
     rate.legend(fontsize=8)
     figure.tight_layout()
-    staged = path.with_name(f".{path.stem}.tmp{path.suffix}")  # whole or not at all
-    figure.savefig(staged, dpi=110)
+    replace_whole(path, lambda temporary: figure.savefig(temporary, dpi=110))
     plt.close(figure)
-    os.replace(staged, path)
 
 
 def report(figures: dict, out: Path, plot_path: Path) -> None:

@@ -27,6 +27,8 @@ MEAN_OUTPUT = 145
 TTFT_S, TPOT_S = 0.25, 0.025
 MIXTRAL_SERVER_QPS = 430
 INSTANCES = 8
+# Requests in flight per instance at 1x the load (Little's law: arrival rate x time in the system).
+ACTIVE_PER_LOAD = MIXTRAL_SERVER_QPS / INSTANCES * (TTFT_S + (MEAN_OUTPUT - 1) * TPOT_S)
 
 
 class FinishReason:
@@ -78,7 +80,7 @@ def bursts(load: float, iterations: int, seed: int = 0) -> tuple[list[list[_Resp
     """One instance's responses per engine iteration at `load` x the published rate, in steady state."""
     rng = np.random.default_rng(seed)
     per_iteration = MIXTRAL_SERVER_QPS * load / INSTANCES * TPOT_S  # new requests per iteration
-    active = int(MIXTRAL_SERVER_QPS * load / INSTANCES * (TTFT_S + (MEAN_OUTPUT - 1) * TPOT_S))
+    active = int(ACTIVE_PER_LOAD * load)
     made = []
     # Each active request is somewhere in its answer; a burst has one token of each, per_iteration of them first
     # and per_iteration of them final.
@@ -100,7 +102,7 @@ def measure(load: float, iterations: int) -> dict:
         raise UserError(f"--iterations {iterations} measures nothing; pass 1 or more")
     made, active = bursts(load, iterations)
     if active == 0:
-        least = math.ceil(1e4 / (MIXTRAL_SERVER_QPS / INSTANCES * (TTFT_S + (MEAN_OUTPUT - 1) * TPOT_S))) / 1e4
+        least = math.ceil(1e4 / ACTIVE_PER_LOAD) / 1e4
         raise UserError(f"--loads {load:g} leaves no request active per instance, so there is nothing to poll; pass "
                         f"loads of at least {least:g}")
     backend, delivered = _backend()

@@ -52,7 +52,7 @@ class Cleanups:
             steps = [*self._steps, *self._last]
         unfinished = []
         for what, step, limit_s in steps:
-            worker = threading.Thread(target=_quietly, args=(what, step), daemon=True)
+            worker = threading.Thread(target=quietly, args=(what, step), daemon=True)
             worker.start()
             left = max(deadline - time.monotonic(), 0.0)
             worker.join(left if limit_s is None else min(limit_s, left))
@@ -61,7 +61,8 @@ class Cleanups:
         return unfinished
 
 
-def _quietly(what: str, step: Callable[[], object]) -> None:
+def quietly(what: str, step: Callable[[], object]) -> None:
+    """Run a clean-up step; its failure is logged, never raised (it must not stop the others)."""
     try:
         step()
     except Exception as error:  # a cleanup failing must not stop the others

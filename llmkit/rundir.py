@@ -7,6 +7,7 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from llmkit.errors import UserError, place_error
@@ -15,11 +16,17 @@ from llmkit.errors import UserError, place_error
 RUN_MARKERS = ("result.json", "mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `path` whole or not at all (a sibling temporary file renamed over it)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
+def replace_whole(path: Path, write: Callable[[Path], object]) -> None:
+    """Have `write` make `path` whole or not at all: it writes a sibling temporary file (of the same suffix, for
+    writers that choose their format by it), renamed over `path`."""
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    write(temporary)
     os.replace(temporary, path)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `path` whole or not at all."""
+    replace_whole(path, lambda temporary: temporary.write_text(text))
 
 
 def default_run_dir(runs_root: str, benchmark: str, system: str, scenario: str, mode: str) -> Path:

@@ -107,9 +107,8 @@ def made_checkpoint(cfg: RunConfig) -> Path | None:
     calibration: dict = {}
     if cfg.precision.name is not PrecisionName.bf16:
         given = cfg.quantize.calibration_dir
-        texts = calibration_texts(cfg, benchmark)[1]
         directory = Path(given) if given else artifact_path(root, "calibration", calibration_inputs(
-            cfg, benchmark, texts, detect_tokenizer_file(checkpoint.path)))
+            cfg, benchmark, calibration_texts(cfg, benchmark)[1], detect_tokenizer_file(checkpoint.path)))
         if not (directory / MANIFEST).is_file():
             return None
         calibration = read_manifest(directory)

@@ -18,7 +18,7 @@ from llmkit.config.schema import DatasetSource, Device, Mode, RunConfig
 from llmkit.config.validate import require_valid
 from llmkit.data.datasets import Dataset, load_dataset
 from llmkit.errors import USER_ERROR_EXIT_CODE, UserError
-from llmkit.interrupts import Cleanups, stop_on_signals
+from llmkit.interrupts import Cleanups, quietly, stop_on_signals
 from llmkit.loadgen_log import read_detail_log, summarize
 from llmkit.log import log_critical_now
 from llmkit.planner.configured import memory_preflight
@@ -222,12 +222,10 @@ def _drive_staged(prepared: Prepared, listener: wire.Listener | None, staged: St
 
 
 def _stop_quietly(coordinator, backends: list) -> None:
-    for what, stop in ([("the worker ranks", coordinator.stop)] if coordinator is not None else []) + [
-            (f"backend instance {i}", backend.stop) for i, backend in enumerate(backends)]:
-        try:
-            stop()
-        except Exception as error:
-            log.warning("while stopping after a failure: %s failed: %s", what, error)
+    if coordinator is not None:
+        quietly("the worker ranks", coordinator.stop)
+    for i, backend in enumerate(backends):
+        quietly(f"backend instance {i}", backend.stop)
 
 
 def _destroy(sut, qsl) -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 from llmkit.benchmarks import BENCHMARKS, Benchmark
 from llmkit.config.schema import DatasetConfig, DatasetSource, DatasetSplit
 from llmkit.errors import UserError, not_there
+from llmkit.rundir import replace_whole
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +100,17 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
     if suffix not in SUFFIXES:
         raise UserError(f"cannot write {path}: use a .pkl, .parquet or .jsonl name")
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
     if suffix in PICKLE_SUFFIXES:
         # As the official pickles: text columns of plain Python strings (pandas' own string dtype pickles as
         # pyarrow arrays, which then need pyarrow to load).
         text = [name for name, dtype in frame.dtypes.items() if pd.api.types.is_string_dtype(dtype)]
         plain = frame.astype({name: object for name in text})
         plain.columns = pd.Index(list(plain.columns), dtype=object)
-        plain.to_pickle(temporary)
+        replace_whole(path, plain.to_pickle)
     elif suffix == ".parquet":
-        frame.to_parquet(temporary)
+        replace_whole(path, frame.to_parquet)
     else:
-        frame.to_json(temporary, orient="records", lines=True)
-    temporary.replace(path)
+        replace_whole(path, lambda temporary: frame.to_json(temporary, orient="records", lines=True))
 
 
 def expected_md5(config: DatasetConfig, benchmark: Benchmark) -> str | None:
