@@ -13,6 +13,10 @@
 # One line per step and a verdict; logs and figures (JSON, plots) go to $OUT (the device tool brings back at most 8
 # files), else ./device-out. A machine still warm keeps the venv: DEVICE_STEPS=harness reruns the figures alone.
 set -uo pipefail
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+    sed -n '2,14p' "$0" | cut -c3-
+    exit 0
+fi
 cd "$(dirname "$0")/../.." || exit 2
 repo=$PWD
 out=${OUT:-$repo/device-out}

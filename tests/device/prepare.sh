@@ -2,9 +2,13 @@
 # Here, on a CPU machine that reaches PyPI: pack into .whl/ (ignored by git) the pinned wheels that the lent GPU
 # machine lacks, for tests/device/check.sh there. That machine has CUDA, PyTorch, numpy, pandas, scipy and
 # matplotlib but none of the kit's other dependencies, and no network; the device tool carries .whl/ with the tree:
-#   run(command="bash tests/device/check.sh", carry=[".whl"], timeout_s=540)
+#   run(command="bash tests/device/check.sh", carry=[".whl"], timeout_s=600)
 # Versions come from constraints.txt; DEVICE_PYTHON (default 3.12) names that machine's Python.
 set -euo pipefail
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+    sed -n '2,6p' "$0" | cut -c3-
+    exit 0
+fi
 cd "$(dirname "$0")/../.."
 python=${DEVICE_PYTHON:-3.12}
 abi=cp${python/./}
